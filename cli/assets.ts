@@ -1,0 +1,26 @@
+/** Files shipped with the package (crds/, templates/), found from wherever the code runs (dist/ or source). */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+/** The package root: the nearest ancestor of this module holding package.json and crds/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'crds'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('lattice: cannot find the package root (package.json beside crds/)');
+    dir = parent;
+  }
+}
+
+/** The parsed CustomResourceDefinitions of crds/, in file-name order. */
+export function loadCrds(root = packageRoot()): unknown[] {
+  const dir = join(root, 'crds');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    // Our own files: anchors are used on purpose (CRD schemas cannot $ref), so no alias limit here.
+    .map((f) => parse(readFileSync(join(dir, f), 'utf8'), { maxAliasCount: -1 }) as unknown);
+}

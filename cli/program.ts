@@ -1,0 +1,47 @@
+/**
+ * `lattice`: one executable, one subcommand per job. stdout carries only the command's product
+ * (manifests, JSON reports); everything else goes to stderr.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, reportIssues, type OutputFormat, type Streams } from './report.js';
+import { loadSpecs } from './load.js';
+
+export function buildProgram(io: Streams, setExit: (code: number) => void): Command {
+  const program = new Command('lattice')
+    .description('Expand LatticeCluster specs into Cluster API manifests and addons for Argo CD and Flux.')
+    .configureOutput({ writeOut: (s) => io.stderr.write(s), writeErr: (s) => io.stderr.write(s) })
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('validate')
+    .description('Validate LatticeCluster and InfraProvider specs; report every error with file:line:col.')
+    .argument('<paths...>', 'spec files or directories (walked recursively for *.yaml, *.yml)')
+    .addOption(new Option('-o, --output <format>', 'report format').choices(['human', 'json']).default('human'))
+    .action((paths: string[], opts: { output: OutputFormat }) => {
+      const { result, fileCount } = loadSpecs(paths);
+      if (!result.ok) return setExit(reportIssues(result.issues, opts.output, io));
+      const { clusters, infraProviders, others } = result.value;
+      if (opts.output === 'json') {
+        io.stdout.write(`${JSON.stringify({ valid: true, files: fileCount, clusters: clusters.map((c) => c.object.metadata.name), infraProviders: infraProviders.map((p) => p.object.metadata.name), otherObjects: others.length }, null, 2)}\n`);
+      } else {
+        io.stderr.write(`${fileCount} file${fileCount === 1 ? '' : 's'} valid: ${clusters.length} LatticeCluster, ${infraProviders.length} InfraProvider, ${others.length} other object${others.length === 1 ? '' : 's'}\n`);
+      }
+      setExit(ExitCode.OK);
+    });
+
+  return program;
+}
+
+/** Runs the CLI and resolves to the exit code. */
+export async function run(argv: readonly string[], io: Streams): Promise<number> {
+  let code: number = ExitCode.OK;
+  const program = buildProgram(io, (c) => { code = c; });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    throw e;
+  }
+  return code;
+}

@@ -1,0 +1,29 @@
+/**
+ * Kubernetes name and label syntax as regular expressions. The same strings appear in the CRD's CEL rules
+ * (a test checks they do), written without backslashes so they read the same in RE2, JavaScript and YAML.
+ */
+
+/** RFC 1123 DNS label, as used for namespaces and pool ids (length checked separately: at most 63). */
+export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+
+/** Qualified name (label and taint keys): optional DNS-subdomain prefix and '/', then a name of at most 63. */
+export const LABEL_KEY = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+
+/** Bounds the prefix of a qualified name to 253 characters (RE2 has no look-ahead, so a second expression). */
+export const LABEL_KEY_PREFIX_LENGTH = '^([^/]{1,253}/)?[^/]+$';
+
+/** Label value: empty, or at most 63 characters starting and ending with a letter or digit. */
+export const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
+
+/** Longest cluster name: the namespace `capi-<name>` must stay a 63-character DNS label. */
+export const MAX_CLUSTER_NAME = 63 - 'capi-'.length;
+
+const re = (s: string) => new RegExp(s);
+const dnsLabel = re(DNS_LABEL);
+const labelKey = re(LABEL_KEY);
+const labelKeyPrefix = re(LABEL_KEY_PREFIX_LENGTH);
+const labelValue = re(LABEL_VALUE);
+
+export const isDnsLabel = (s: string, max = 63): boolean => s.length <= max && dnsLabel.test(s);
+export const isLabelKey = (s: string): boolean => labelKey.test(s) && labelKeyPrefix.test(s);
+export const isLabelValue = (s: string): boolean => labelValue.test(s);

@@ -1,0 +1,25 @@
+/** Paths and shared objects for tests. */
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { loadCrds } from '../../cli/assets.js';
+import type { SchemaNode } from '../../core/spec/openapi.js';
+import { createSpecValidator, type SpecValidator } from '../../core/spec/validate.js';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+export const SHARED = join(REPO, '..', 'shared');
+export const CLI = join(REPO, 'dist', 'cli', 'main.js');
+
+let validator: SpecValidator | undefined;
+export function repoValidator(): SpecValidator {
+  validator ??= createSpecValidator(loadCrds(REPO));
+  return validator;
+}
+
+/** The openAPIV3Schema of one of our kinds, as written in crds/. */
+export function crdSchema(kind: string): SchemaNode {
+  for (const crd of loadCrds(REPO) as { spec: { names: { kind: string }; versions: { schema: { openAPIV3Schema: SchemaNode } }[] } }[]) {
+    const version = crd.spec.versions[0];
+    if (crd.spec.names.kind === kind && version) return version.schema.openAPIV3Schema;
+  }
+  throw new Error(`no CRD for ${kind}`);
+}
