@@ -24,3 +24,18 @@ export function loadCrds(root = packageRoot()): unknown[] {
     // Our own files: anchors are used on purpose (CRD schemas cannot $ref), so no alias limit here.
     .map((f) => parse(readFileSync(join(dir, f), 'utf8'), { maxAliasCount: -1 }) as unknown);
 }
+
+/** Every file under templates/, by path relative to it (the nunjucks sources and versions.yaml). */
+export function loadTemplateSources(root = packageRoot()): Map<string, string> {
+  const base = join(root, 'templates');
+  const out = new Map<string, string>();
+  const walk = (dir: string, prefix: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(join(dir, entry.name), rel);
+      else if (entry.isFile()) out.set(rel, readFileSync(join(dir, entry.name), 'utf8'));
+    }
+  };
+  walk(base, '');
+  return out;
+}

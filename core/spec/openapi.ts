@@ -4,9 +4,11 @@
  *  - unknown fields are errors (kubectl's default `--validate=strict` / server-side field validation),
  *    except under `x-kubernetes-preserve-unknown-fields` or in objects that declare no properties;
  *  - `nullable`, `x-kubernetes-int-or-string` and OpenAPI 3.0's boolean `exclusiveMinimum/Maximum`;
- *  - only the formats the API server validates are checked; others are annotations, as in Kubernetes.
+ *  - only the formats the API server validates are checked; others are annotations, as in Kubernetes;
+ *  - `pattern` is RE2, the API server's regex dialect (upstream CRDs use RE2-only syntax such as `(?i)`).
  * `x-kubernetes-validations` (CEL) are not JSON Schema; core mirrors them in rules.ts and tests run the CEL.
  */
+import { RE2JS } from '@bufbuild/re2';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
@@ -91,6 +93,9 @@ function isCidr(value: string): boolean {
   return false;
 }
 
+/** ajv's regex engine hook, answering with RE2 so `pattern` means what it means to the API server. */
+const re2Engine = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: 'RE2JS.compile' });
+
 /** A new ajv configured for Kubernetes schemas: all errors, defaults applied, Kubernetes formats. */
 export function createKubernetesAjv(): Ajv {
   const ajv = new Ajv({
@@ -103,6 +108,7 @@ export function createKubernetesAjv(): Ajv {
     strictRequired: false,
     allowUnionTypes: true,
     logger: false,
+    code: { regExp: re2Engine },
   });
   addFormats.default(ajv, ['date-time', 'date', 'ipv4', 'ipv6', 'hostname', 'uri', 'uuid', 'email', 'byte']);
   ajv.addFormat('cidr', { type: 'string', validate: isCidr });

@@ -57,6 +57,14 @@ function providerConfig(spec: Obj): Violation[] {
       found: set.length === 0 ? 'none' : set.join(' and '),
     });
   }
+  const kubernetes = isObj(provider.kubernetes) ? provider.kubernetes : {};
+  if (set.includes('docker') && kubernetes.bootstrap === 'rke2') {
+    out.push({
+      code: IssueCode.BOOTSTRAP_NOT_SUPPORTED, path: ['spec', 'provider', 'kubernetes', 'bootstrap'],
+      message: 'rke2 on the docker provider is not supported (its load balancer does not forward the RKE2 supervisor port)',
+      expected: 'kubeadm', found: show(kubernetes.bootstrap),
+    });
+  }
   const aws = provider.config.aws;
   if (isObj(aws) && aws.vpcId !== undefined && !(Array.isArray(aws.subnetIds) && aws.subnetIds.length > 0)) {
     out.push({

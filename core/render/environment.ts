@@ -1,0 +1,56 @@
+/**
+ * The nunjucks environment: templates handed in as sources (core does no I/O), compiled once when the
+ * environment is made, never per render. Values reach the output only through the `y` and `block` filters.
+ */
+import { createHash } from 'node:crypto';
+import nunjucks from 'nunjucks';
+import { yamlBlock, yamlValue } from './scalar.js';
+
+export interface TemplateEnvironment {
+  /** Renders a template by its path under templates/ (for example `capi/aws/cluster.yaml.njk`). */
+  render(template: string, context: Readonly<Record<string, unknown>>): string;
+  /** sha256 of a template's source and of the sources it includes. */
+  digest(template: string): string;
+  readonly templates: readonly string[];
+}
+
+/** Template sources by path; `.njk` files are templates, `_`-prefixed ones are partials. */
+export type TemplateSources = ReadonlyMap<string, string>;
+
+class MemoryLoader {
+  constructor(private readonly sources: TemplateSources) {}
+  getSource(name: string): { src: string; path: string; noCache: boolean } {
+    const src = this.sources.get(name);
+    if (src === undefined) throw new Error(`template not found: ${name}`);
+    return { src, path: name, noCache: false };
+  }
+}
+
+export function createTemplateEnvironment(sources: TemplateSources): TemplateEnvironment {
+  const env = new nunjucks.Environment(new MemoryLoader(sources) as unknown as nunjucks.ILoader, {
+    autoescape: false,
+    throwOnUndefined: true,
+    trimBlocks: true,
+    lstripBlocks: true,
+  });
+  env.addFilter('y', yamlValue);
+  env.addFilter('block', yamlBlock);
+  const names = [...sources.keys()].filter((n) => n.endsWith('.njk')).sort();
+  const compiled = new Map(names.map((n) => [n, env.getTemplate(n, true)]));
+  // A template's digest covers the partials it includes: changing a partial renames what it shapes.
+  const partials = names.filter((n) => n.split('/').pop()?.startsWith('_')).map((n) => sources.get(n) ?? '').join('\n');
+  const digests = new Map(names.map((n) => [n, createHash('sha256').update(sources.get(n) ?? '').update('\n').update(partials).digest('hex')]));
+  return {
+    templates: names,
+    render(template, context) {
+      const t = compiled.get(template);
+      if (!t) throw new Error(`template not found: ${template}`);
+      return t.render(context as object);
+    },
+    digest(template) {
+      const d = digests.get(template);
+      if (!d) throw new Error(`template not found: ${template}`);
+      return d;
+    },
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * The one way a value reaches rendered YAML: canonical JSON (sorted keys), which YAML reads as a flow
+ * scalar or collection. A spec string therefore can never open a key, a block or a document.
+ * JSON leaves a few characters raw that YAML forbids or, in YAML 1.1 (go-yaml v2, which kubectl and
+ * Argo CD use), treats as line breaks; those are escaped too.
+ */
+
+const YAML_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufeff]/g;
+
+function escapeUnsafe(json: string): string {
+  return json.replace(YAML_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Serializes plain data as canonical JSON; rejects what JSON cannot represent faithfully. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(canonical(value));
+}
+
+function canonical(value: unknown): unknown {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`cannot render non-finite number ${value}`);
+    return value;
+  }
+  if (Array.isArray(value)) return value.map(canonical);
+  if (typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = canonical(v);
+    }
+    return out;
+  }
+  throw new TypeError(`cannot render a ${typeof value}`);
+}
+
+/** The template filter `y`: a YAML-safe rendering of any plain value. */
+export function yamlValue(value: unknown): string {
+  if (value === undefined) throw new TypeError('cannot render undefined: guard optional values with {% if %}');
+  return escapeUnsafe(canonicalJson(value));
+}
+
+/** Keys that may stay unquoted: plain, and not a YAML 1.1 boolean or null (`on`, `no`, `y`...). */
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
+const YAML11_SPECIAL = /^(y|n|yes|no|on|off|true|false|null)$/i;
+
+function yamlKey(key: string): string {
+  return PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key);
+}
+
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The template filter `block(indent)`: block-style YAML for nested data, placed right after a key
+ * (`labels:{{ labels | block(4) }}`). Keys are plain only when that is unambiguous; every scalar goes
+ * through `yamlValue`, so the output is as injection-proof as `y`.
+ */
+export function yamlBlock(value: unknown, indent: number): string {
+  const pad = ' '.repeat(indent);
+  if (isMap(value)) {
+    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+    if (keys.length === 0) return ' {}';
+    return keys.map((k) => `\n${pad}${yamlKey(k)}:${yamlBlock(value[k], indent + 2)}`).join('');
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) return ' []';
+    return value.map((item) => {
+      const inner = yamlBlock(item, indent + 2);
+      // the first line of a nested map or list sits on the dash's line
+      return `\n${pad}-${inner.startsWith(`\n${pad}  `) ? ` ${inner.slice(indent + 3)}` : inner}`;
+    }).join('');
+  }
+  return ` ${yamlValue(value)}`;
+}
+
+/** Drops undefined values and empty maps and lists, recursively (CAPI v1beta2 rejects `{}`, `[]`). */
+export function compact<T>(value: T): T | undefined {
+  if (Array.isArray(value)) {
+    const items = value.map((v) => compact(v)).filter((v) => v !== undefined);
+    return (items.length > 0 ? items : undefined) as T | undefined;
+  }
+  if (isMap(value)) {
+    const entries = Object.entries(value).map(([k, v]) => [k, compact(v)] as const).filter(([, v]) => v !== undefined);
+    return (entries.length > 0 ? Object.fromEntries(entries) : undefined) as T | undefined;
+  }
+  return value;
+}
