@@ -2,10 +2,24 @@
 import { fail, type Result } from '../core/spec/issues.js';
 import { DEFAULT_SOURCE_LIMITS } from '../core/spec/source.js';
 import { createSpecValidator, type SpecSet, type SpecValidator } from '../core/spec/validate.js';
-import { loadCrds } from './assets.js';
+import { parse } from 'yaml';
+import { createRenderer, type Renderer } from '../core/render/render.js';
+import { parseVersions } from '../core/render/versions.js';
+import { loadCrds, loadTemplateSources } from './assets.js';
 import { readInputs } from './inputs.js';
 
 let validator: SpecValidator | undefined;
+let renderer: Renderer | undefined;
+
+/** One renderer per process: templates/ is read and compiled once. */
+export function specRenderer(): Renderer {
+  if (renderer) return renderer;
+  const templates = loadTemplateSources();
+  const versions = parseVersions(parse(templates.get('versions.yaml') ?? '') as unknown);
+  if (!versions.ok) throw new Error(`templates/versions.yaml is invalid: ${versions.errors.join('; ')}`);
+  renderer = createRenderer({ templates, versions: versions.value });
+  return renderer;
+}
 
 /** One validator per process: the CRD schemas are compiled once. */
 export function specValidator(): SpecValidator {

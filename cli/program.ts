@@ -4,7 +4,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, reportIssues, type OutputFormat, type Streams } from './report.js';
-import { loadSpecs } from './load.js';
+import { loadSpecs, specRenderer } from './load.js';
+import { renderDocuments, writeClusterFiles, type RenderFormat } from './render.js';
 
 export function buildProgram(io: Streams, setExit: (code: number) => void): Command {
   const program = new Command('lattice')
@@ -28,6 +29,23 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
         io.stderr.write(`${fileCount} file${fileCount === 1 ? '' : 's'} valid: ${clusters.length} LatticeCluster, ${infraProviders.length} InfraProvider, ${others.length} other object${others.length === 1 ? '' : 's'}\n`);
       }
       setExit(ExitCode.OK);
+    });
+
+  program
+    .command('render')
+    .description('Render the Cluster API objects of every LatticeCluster found; invalid input renders nothing.')
+    .argument('<paths...>', 'spec files or directories (walked recursively for *.yaml, *.yml)')
+    .addOption(new Option('--format <format>', 'output format: a YAML stream, or a JSON v1 List (parses the output: slower)').choices(['yaml', 'json']).default('yaml'))
+    .option('--verify', 'parse every rendered document and check it against the plan', false)
+    .option('--out-dir <dir>', 'write one <cluster>.yaml per cluster into this directory instead of stdout')
+    .addOption(new Option('-o, --output <format>', 'error report format').choices(['human', 'json']).default('human'))
+    .action((paths: string[], opts: { format: RenderFormat; verify: boolean; output: OutputFormat; outDir?: string }) => {
+      const { result } = loadSpecs(paths);
+      if (!result.ok) return setExit(reportIssues(result.issues, opts.output, io));
+      const renderer = specRenderer();
+      const rendered = result.value.clusters.map((c) => ({ cluster: c.object.metadata.name, docs: renderer.renderCluster(c.object) }));
+      const options = { format: opts.format, verify: opts.verify };
+      setExit(opts.outDir ? writeClusterFiles(rendered, opts.outDir, options, io) : renderDocuments(rendered.flatMap((r) => r.docs), options, io));
     });
 
   return program;

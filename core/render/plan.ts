@@ -132,7 +132,7 @@ export function planCluster(cluster: LatticeCluster, options: PlanOptions): Clus
     controlPlaneRef: ref(controlPlaneKind, controlPlaneName),
   });
   add(Stage.infrastructure, `capi/${providerType}/cluster.yaml.njk`, provider.infraClusterKind, { name, namespace, labels: baseLabels },
-    provider.infraCluster(cluster, { credentials, namespace }));
+    provider.infraCluster(cluster, { providerRef: cluster.spec.providerRef, credentials, namespace }));
 
   const cp: MachineSpec = { role: 'control-plane', ...cluster.spec.nodes.controlPlane };
   const machineTemplatePath = `capi/${providerType}/machine-template.yaml.njk`;

@@ -32,7 +32,7 @@ export interface ProviderInfo {
   /** The control plane VIP is served by kube-vip from a static pod (no cloud load balancer). */
   readonly kubeVip: boolean;
   /** Context of templates/capi/<provider>/cluster.yaml.njk. */
-  infraCluster(cluster: LatticeCluster, names: { credentials: string; namespace: string }): Record<string, unknown>;
+  infraCluster(cluster: LatticeCluster, names: { providerRef: string; credentials: string; namespace: string }): Record<string, unknown>;
   /** Context of templates/capi/<provider>/machine-template.yaml.njk. */
   machineTemplate(cluster: LatticeCluster, machine: MachineSpec): Record<string, unknown>;
 }
@@ -75,8 +75,8 @@ export const PROVIDERS: Readonly<Record<ProviderType, ProviderInfo>> = {
         scheme: aws.internalLoadBalancer ? 'internal' : 'internet-facing',
         vpcId: aws.vpcId,
         subnetIds: aws.subnetIds,
-        // The controller creates this identity from the InfraProvider; the Secret lives with CAPA.
-        identityName: names.credentials.replace(/-credentials$/, ''),
+        // The controller creates this identity from the InfraProvider; its Secret lives with CAPA.
+        identityName: names.providerRef,
       };
     },
     machineTemplate: (cluster, machine) => {

@@ -2,6 +2,8 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { loadCrds } from '../../cli/assets.js';
+import { readInputs } from '../../cli/inputs.js';
+import type { LatticeCluster } from '../../core/spec/model.js';
 import type { SchemaNode } from '../../core/spec/openapi.js';
 import { createSpecValidator, type SpecValidator } from '../../core/spec/validate.js';
 
@@ -22,4 +24,12 @@ export function crdSchema(kind: string): SchemaNode {
     if (crd.spec.names.kind === kind && version) return version.schema.openAPIV3Schema;
   }
   throw new Error(`no CRD for ${kind}`);
+}
+
+/** The bundled example clusters, validated and defaulted. */
+export function exampleClusters(): LatticeCluster[] {
+  const inputs = readInputs([join(REPO, 'examples/clusters')], { maxFileBytes: 1 << 20 });
+  const result = repoValidator().validate(inputs.files);
+  if (!result.ok) throw new Error(`examples are invalid: ${result.issues.map((i) => i.code).join(', ')}`);
+  return result.value.clusters.map((c) => c.object);
 }

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { compact, yamlBlock, yamlValue } from './scalar.js';
+
+describe('yamlValue (the `y` filter)', () => {
+  it('emits canonical JSON: sorted keys, no undefined', () => {
+    expect(yamlValue({ b: 1, a: [true, null, 'x'], c: undefined })).toBe('{"a":[true,null,"x"],"b":1}');
+  });
+
+  it('escapes what YAML 1.1 (libyaml, go-yaml v2) reads as line breaks or forbids, which JSON leaves raw', () => {
+    // NEL, LS and PS are line breaks in YAML 1.1 and would be folded inside a double-quoted scalar.
+    expect(yamlValue('a\u0085b\u2028c\u2029d')).toBe('"a\\u0085b\\u2028c\\u2029d"');
+    // DEL, C1 controls and the BOM are not printable YAML characters.
+    expect(yamlValue('\u007f\u0090\ufeff')).toBe('"\\u007f\\u0090\\ufeff"');
+    expect(parse(yamlValue('a\u0085b\u2028c'))).toBe('a\u0085b\u2028c');
+  });
+
+  it('refuses values JSON cannot carry faithfully', () => {
+    expect(() => yamlValue(undefined)).toThrow(/guard optional values/);
+    expect(() => yamlValue(Number.NaN)).toThrow(/non-finite/);
+    expect(() => yamlValue(() => 1)).toThrow(/cannot render a function/);
+  });
+});
+
+describe('yamlBlock (the `block(n)` filter)', () => {
+  it('emits block YAML that parses back to the same value, quoting keys YAML 1.1 would misread', () => {
+    const value = { on: 'yes', 'a b': [{ x: 1, y: ['z'] }, 'w'], plain: { nested: true }, empty: {}, none: [] };
+    const text = `root:${yamlBlock(value, 2)}\n`;
+    expect(text).toContain('"on": "yes"');
+    expect(text).toContain('"y":');
+    expect(parse(text, { version: '1.1' })).toEqual({ root: value });
+  });
+});
+
+describe('compact', () => {
+  it('drops undefined, empty maps and empty lists recursively', () => {
+    expect(compact({ a: { b: {}, c: [] }, d: [undefined, { e: undefined }], f: 0, g: '' })).toEqual({ f: 0, g: '' });
+    expect(compact({ a: {} })).toBeUndefined();
+  });
+});
