@@ -86,7 +86,7 @@ describe('rendering arbitrary spec strings', () => {
         const all = JSON.stringify(objects.filter((o) => o.kind !== 'LatticeCluster'));
         const used = [strings[1], strings[3], strings[6]].filter((s): s is string => s !== undefined);
         for (const s of used) expect(all).toContain(JSON.stringify(s).slice(1, -1));
-      }), { numRuns: 150 });
+      }), { numRuns: Number(process.env.LATTICE_PROPERTY_RUNS ?? 150) });
     });
   }
 });

@@ -38,3 +38,9 @@ describe('compact', () => {
     expect(compact({ a: {} })).toBeUndefined();
   });
 });
+
+describe('keys in block YAML', () => {
+  it('are quoted when a YAML 1.1 reader could take them for a number', () => {
+    expect(yamlBlock({ e0: 1, E12: 2, e0x: 3 }, 0)).toBe('\n"E12": 2\n"e0": 1\ne0x: 3');
+  });
+});

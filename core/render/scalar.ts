@@ -40,9 +40,12 @@ export function yamlValue(value: unknown): string {
   return escapeUnsafe(canonicalJson(value));
 }
 
-/** Keys that may stay unquoted: plain, and not a YAML 1.1 boolean or null (`on`, `no`, `y`...). */
+/**
+ * Keys that may stay unquoted: plain, and not a YAML 1.1 boolean or null (`on`, `no`, `y`...), nor
+ * anything a lenient 1.1 reader takes for a number (`e0` is NaN to the `yaml` library's 1.1 schema).
+ */
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
-const YAML11_SPECIAL = /^(y|n|yes|no|on|off|true|false|null)$/i;
+const YAML11_SPECIAL = /^(y|n|yes|no|on|off|true|false|null|[eE][-+]?[0-9_]+)$/i;
 
 function yamlKey(key: string): string {
   return PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key);

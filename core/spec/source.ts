@@ -38,12 +38,26 @@ export interface SourceDocument {
   locate(path: Path, options?: { atKey?: boolean }): { line: number; col: number };
 }
 
-/** go-yaml v2 leaves timestamps and sexagesimal (`190:20:30`) numbers as strings; so do we. */
+/**
+ * go-yaml v2 leaves timestamps and sexagesimal (`190:20:30`) numbers as strings, and its float rule needs
+ * a digit before an exponent (`e0` is a string there, while yaml's 1.1 rule reads it as NaN). Those tags
+ * are replaced by go-yaml's rules so a spec means here what it means to kubectl and Argo CD.
+ */
 function isDroppedTag(tag: unknown): boolean {
   if (typeof tag !== 'object' || tag === null) return false;
-  const t = tag as { tag?: string; format?: string };
-  return t.tag === 'tag:yaml.org,2002:timestamp' || t.format === 'TIME';
+  const t = tag as { tag?: string; format?: string; test?: RegExp };
+  if (t.tag === 'tag:yaml.org,2002:timestamp' || t.format === 'TIME') return true;
+  return t.tag === 'tag:yaml.org,2002:float' && !(t.test?.source.includes('inf') ?? false);
 }
+
+/** go-yaml v2's yamlStyleFloat (resolve.go), underscores allowed between digits as it strips them first. */
+const GO_YAML_FLOAT = {
+  identify: (value: unknown) => typeof value === 'number',
+  default: true,
+  tag: 'tag:yaml.org,2002:float',
+  test: /^[-+]?(\.[0-9][0-9_]*|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$/,
+  resolve: (source: string) => Number.parseFloat(source.replace(/_/g, '')),
+};
 const UTF8_BOM = '\uFEFF';
 
 /** Parses a file into its non-empty documents, or returns every problem found in it. */
@@ -76,7 +90,7 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
   const docs = parseAllDocuments(text, {
     lineCounter,
     schema: 'yaml-1.1',
-    customTags: (tags) => tags.filter((t) => !isDroppedTag(t)),
+    customTags: (tags) => [...tags.filter((t) => !isDroppedTag(t)), GO_YAML_FLOAT],
     merge: true,
     uniqueKeys: true,
     prettyErrors: false,

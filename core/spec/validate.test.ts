@@ -144,3 +144,12 @@ describe('defaults and classification', () => {
     expect(JSON.stringify(a)).toBe(JSON.stringify(b));
   });
 });
+
+describe('YAML 1.1 scalars as go-yaml v2 resolves them', () => {
+  it('keeps keys such as e0 strings, and still reads real numbers as numbers', () => {
+    const spec = MINIMAL.replace('      replicas: 1\n', '      replicas: 1\n    workerPools:\n      e0: {replicas: 1}\n      e1x: {replicas: 1.0e0}\n');
+    const r = repoValidator().validate([file('keys.yaml', spec)]);
+    expect(r.ok ? Object.keys(r.value.clusters[0]?.object.spec.nodes.workerPools ?? {}) : r.issues).toEqual(['e0', 'e1x']);
+    expect(r.ok && r.value.clusters[0]?.object.spec.nodes.workerPools?.e1x?.replicas).toBe(1);
+  });
+});
