@@ -1,9 +1,11 @@
 /**
  * Reads spec inputs from paths: files as given, directories walked recursively in sorted order
  * (YAML files only, dot-directories skipped). Symlinks are followed only while they stay inside the
- * directory being walked; oversized files are reported without being read.
+ * directory being walked; each real directory and file is read once (so link loops end, and a file
+ * reached twice is not reported as a duplicate of itself); only regular files are read, and oversized
+ * ones are reported without being read. Every file-system failure becomes an issue, never a crash.
  */
-import { lstatSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { IssueCode, type Issue } from '../core/spec/issues.js';
 import type { SourceFile } from '../core/spec/source.js';
@@ -19,52 +21,68 @@ export function readInputs(paths: readonly string[], options: { maxFileBytes: nu
   const cwd = options.cwd ?? process.cwd();
   const files: SourceFile[] = [];
   const issues: Issue[] = [];
+  const seenDirs = new Set<string>();
+  const seenFiles = new Set<string>();
   const problem = (file: string, code: IssueCode, message: string, extra: Partial<Issue> = {}) =>
     issues.push({ code, message, file, line: 1, col: 1, path: '', ...extra });
-
-  const readOne = (abs: string, shown: string) => {
-    const size = statSync(abs).size;
-    if (size > options.maxFileBytes) {
-      problem(shown, IssueCode.FILE_TOO_LARGE, 'file is too large to be a cluster spec', { expected: `at most ${options.maxFileBytes} bytes`, found: `${size} bytes` });
-      return;
+  const attempt = <T>(shown: string, what: () => T): T | undefined => {
+    try {
+      return what();
+    } catch (e) {
+      problem(shown, IssueCode.FILE_UNREADABLE, `cannot read: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      return undefined;
     }
-    files.push({ path: shown, bytes: readFileSync(abs) });
   };
 
-  const walk = (dir: string, rootReal: string) => {
-    for (const name of readdirSync(dir).sort()) {
+  const readOne = (real: string, st: Stats, shown: string) => {
+    if (seenFiles.has(real)) return;
+    seenFiles.add(real);
+    if (!st.isFile()) {
+      problem(shown, IssueCode.FILE_UNREADABLE, 'not a regular file');
+      return;
+    }
+    if (st.size > options.maxFileBytes) {
+      problem(shown, IssueCode.FILE_TOO_LARGE, 'file is too large to be a cluster spec', { expected: `at most ${options.maxFileBytes} bytes`, found: `${st.size} bytes` });
+      return;
+    }
+    const bytes = attempt(shown, () => readFileSync(real));
+    if (bytes) files.push({ path: shown, bytes });
+  };
+
+  const walk = (dirReal: string, dirShown: string, rootReal: string) => {
+    if (seenDirs.has(dirReal)) return;
+    seenDirs.add(dirReal);
+    const names = attempt(dirShown, () => readdirSync(dirReal).sort()) ?? [];
+    for (const name of names) {
       if (name.startsWith('.')) continue;
-      const abs = join(dir, name);
-      const shown = relative(cwd, abs) || abs;
-      const link = lstatSync(abs).isSymbolicLink();
-      let real: string;
-      try {
-        real = realpathSync(abs);
-      } catch {
-        problem(shown, IssueCode.FILE_UNREADABLE, 'broken symbolic link');
-        continue;
-      }
-      if (link && real !== rootReal && !real.startsWith(rootReal + sep)) {
+      const abs = join(dirReal, name);
+      const shown = join(dirShown, name);
+      const real = attempt(shown, () => realpathSync(abs));
+      if (real === undefined) continue;
+      if (real !== rootReal && !real.startsWith(rootReal + sep)) {
         problem(shown, IssueCode.PATH_ESCAPES_ROOT, 'symbolic link points outside the directory being read', { expected: `a target inside ${relative(cwd, rootReal) || '.'}`, found: 'a target outside it' });
         continue;
       }
-      const st = statSync(real);
-      if (st.isDirectory()) walk(abs, rootReal);
-      else if (st.isFile() && YAML_FILE.test(name)) readOne(real, shown);
+      const st = attempt(shown, () => statSync(real));
+      if (!st) continue;
+      if (st.isDirectory()) walk(real, shown, rootReal);
+      else if (YAML_FILE.test(name)) readOne(real, st, shown);
     }
   };
 
   for (const p of paths) {
     const abs = resolve(cwd, p);
-    let st;
+    let st: Stats;
     try {
+      lstatSync(abs);
       st = statSync(abs);
     } catch {
       problem(p, IssueCode.FILE_UNREADABLE, 'no such file or directory');
       continue;
     }
-    if (st.isDirectory()) walk(abs, realpathSync(abs));
-    else readOne(abs, p);
+    const real = realpathSync(abs);
+    if (st.isDirectory()) walk(real, relative(cwd, abs) || '.', real);
+    else readOne(real, st, p);
   }
   return { files, issues };
 }

@@ -53,3 +53,22 @@ describe('lattice validate', () => {
     expect(r.stdout).toBe('');
   });
 });
+
+describe('lattice validate on awkward trees', () => {
+  it('ends symlink loops, reads a file reached twice once, and refuses non-regular files', () => {
+    // GIVEN a directory linking to itself and to a subdirectory holding a spec
+    const dir = mkdtempSync(join(tmpdir(), 'lattice-loop-'));
+    mkdirSync(join(dir, 'specs', 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'specs', 'sub', 'cm.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: once}\n');
+    symlinkSync('.', join(dir, 'specs', 'again'));
+    symlinkSync('sub', join(dir, 'specs', 'alias'));
+    // WHEN it is validated, together with a device
+    const ok = lattice(['validate', 'specs'], dir);
+    const device = lattice(['validate', '/dev/null'], dir);
+    // THEN the walk ends, the ConfigMap is not a duplicate of itself, and the device is refused
+    expect(ok.stderr).toContain('1 file valid');
+    expect(ok.status).toBe(0);
+    expect(device.status).toBe(1);
+    expect(device.stderr).toContain('/dev/null:1:1: error FILE_UNREADABLE not a regular file');
+  });
+});

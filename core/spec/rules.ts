@@ -7,7 +7,7 @@
  */
 import { IssueCode } from './issues.js';
 import type { Path } from './path.js';
-import { MAX_CLUSTER_NAME, isDnsLabel, isLabelKey, isLabelValue } from './syntax.js';
+import { MAX_CLUSTER_NAME, isDnsLabel, isLabelKey, isLabelValue, isRestrictedNodeLabel } from './syntax.js';
 
 /** A rule's finding, before it is given a file position. */
 export interface Violation {
@@ -66,10 +66,12 @@ function providerConfig(spec: Obj): Violation[] {
     });
   }
   const aws = provider.config.aws;
-  if (isObj(aws) && aws.vpcId !== undefined && !(Array.isArray(aws.subnetIds) && aws.subnetIds.length > 0)) {
+  const subnets = isObj(aws) && Array.isArray(aws.subnetIds) && aws.subnetIds.length > 0;
+  if (isObj(aws) && (aws.vpcId !== undefined) !== subnets) {
     out.push({
       code: IssueCode.AWS_VPC_NEEDS_SUBNETS, path: ['spec', 'provider', 'config', 'aws', 'subnetIds'],
-      message: 'an existing vpcId needs the subnetIds to place machines in', expected: 'subnetIds', found: 'nothing',
+      message: 'vpcId and subnetIds go together: an existing VPC needs the subnets to place machines in, and subnets need their VPC',
+      expected: 'both vpcId and subnetIds, or neither', found: subnets ? 'subnetIds without vpcId' : 'vpcId without subnetIds',
     });
   }
   return out;
@@ -166,6 +168,13 @@ function workerPools(spec: Obj): Violation[] {
           message: 'node label keys must be qualified names', expected: "[prefix/]name, name at most 63 characters of letters, digits, '-', '_', '.'", found: show(key),
         });
       }
+      if (isLabelKey(key) && isRestrictedNodeLabel(key)) {
+        out.push({
+          code: IssueCode.NODE_LABEL_RESTRICTED, path: [...path, 'labels', key], atKey: true,
+          message: 'labels under kubernetes.io and k8s.io are reserved: kubelets may set only kubelet.kubernetes.io and node.kubernetes.io ones (node-role.kubernetes.io labels are applied through Cluster API)',
+          expected: 'a label outside kubernetes.io and k8s.io, or an allowed one', found: show(key),
+        });
+      }
       if (typeof value === 'string' && !isLabelValue(value)) {
         out.push({
           code: IssueCode.NODE_LABEL_VALUE_INVALID, path: [...path, 'labels', key], message: 'node label values must be valid label values',
@@ -210,6 +219,35 @@ function parentPorts(spec: Obj): Violation[] {
   return out;
 }
 
+/**
+ * metadata.labels and metadata.annotations as the API server's ObjectMeta validation checks them;
+ * the CRD schema cannot (metadata is the API server's own), so core mirrors it.
+ */
+function objectMeta(obj: Obj): Violation[] {
+  const meta = isObj(obj.metadata) ? obj.metadata : {};
+  const out: Violation[] = [];
+  for (const field of ['labels', 'annotations'] as const) {
+    const map = meta[field];
+    if (map === undefined) continue;
+    const code = field === 'labels' ? IssueCode.METADATA_LABELS_INVALID : IssueCode.METADATA_ANNOTATIONS_INVALID;
+    if (!isObj(map)) {
+      out.push({ code, path: ['metadata', field], message: `metadata.${field} must be a map of strings`, expected: 'a mapping', found: show(map) });
+      continue;
+    }
+    for (const [key, value] of Object.entries(map)) {
+      if (!isLabelKey(key)) {
+        out.push({ code, path: ['metadata', field, key], atKey: true, message: `${field} keys must be qualified names`, expected: "[prefix/]name, name at most 63 characters of letters, digits, '-', '_', '.'", found: show(key) });
+      }
+      if (typeof value !== 'string') {
+        out.push({ code, path: ['metadata', field, key], message: `${field} values must be strings; quote the value`, expected: 'a string', found: show(value) });
+      } else if (field === 'labels' && !isLabelValue(value)) {
+        out.push({ code, path: ['metadata', field, key], message: 'label values must be valid label values', expected: "empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit", found: show(value) });
+      }
+    }
+  }
+  return out;
+}
+
 function infraProviderCredentials(obj: Obj): Violation[] {
   const spec = isObj(obj.spec) ? obj.spec : undefined;
   if (!spec || typeof spec.type !== 'string' || spec.type === 'docker' || spec.credentialsSecretRef !== undefined) return [];
@@ -223,13 +261,14 @@ function infraProviderCredentials(obj: Obj): Violation[] {
 export const RULES: Readonly<Record<string, readonly ((obj: Obj) => Violation[])[]>> = {
   LatticeCluster: [
     clusterName,
+    objectMeta,
     (o) => (isObj(o.spec) ? providerConfig(o.spec) : []),
     (o) => (isObj(o.spec) ? controlPlane(o.spec) : []),
     (o) => (isObj(o.spec) ? workerPools(o.spec) : []),
     (o) => (isObj(o.spec) ? instanceTypes(o.spec) : []),
     (o) => (isObj(o.spec) ? parentPorts(o.spec) : []),
   ],
-  InfraProvider: [infraProviderCredentials],
+  InfraProvider: [objectMeta, infraProviderCredentials],
 };
 
 /** Runs every rule for the object's kind. */

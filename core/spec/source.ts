@@ -50,6 +50,13 @@ function isDroppedTag(tag: unknown): boolean {
   return t.tag === 'tag:yaml.org,2002:float' && !(t.test?.source.includes('inf') ?? false);
 }
 
+/**
+ * Explicit tags whose values are not JSON (Map, Set, pairs, Uint8Array, Date): no Kubernetes field holds
+ * them, and ajv would see an empty object, so data would be silently dropped. The yaml library resolves
+ * them from a built-in table whatever the schema says, so they are refused by looking at the nodes.
+ */
+const UNSUPPORTED_TAGS = new Set(['omap', 'set', 'pairs', 'binary', 'timestamp'].map((t) => `tag:yaml.org,2002:${t}`));
+
 /** go-yaml v2's yamlStyleFloat (resolve.go), underscores allowed between digits as it strips them first. */
 const GO_YAML_FLOAT = {
   identify: (value: unknown) => typeof value === 'number',
@@ -107,7 +114,17 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
       const dup = err.code === 'DUPLICATE_KEY';
       issues.push(at(dup ? IssueCode.YAML_DUPLICATE_KEY : IssueCode.YAML_SYNTAX, dup ? 'duplicate key in a mapping' : firstLine(err.message), pos.line, pos.col, { document: index }));
     }
-    if (problems.length > 0 || doc.contents === null) return;
+    let unsupported = false;
+    visit(doc, {
+      Node(_key, node) {
+        if (node.tag !== undefined && UNSUPPORTED_TAGS.has(node.tag)) {
+          const pos = lineCounter.linePos(node.range?.[0] ?? 0);
+          issues.push(at(IssueCode.YAML_SYNTAX, `tag !!${node.tag.split(':').pop() ?? ''} is not supported: Kubernetes objects hold only maps, lists and scalars`, pos.line, pos.col, { document: index }));
+          unsupported = true;
+        }
+      },
+    });
+    if (problems.length > 0 || unsupported || doc.contents === null) return;
     let data: unknown;
     try {
       data = doc.toJS({ maxAliasCount: limits.maxAliasCount });
@@ -122,6 +139,11 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
       throw e;
     }
     if (data === null || data === undefined) return;
+    if (isCyclic(data)) {
+      const pos = firstAliasPosition(doc, lineCounter);
+      issues.push(at(IssueCode.YAML_RECURSIVE_ALIAS, 'an alias refers to a node that contains it, which makes the data infinite', pos.line, pos.col, { document: index }));
+      return;
+    }
     out.push({
       file: file.path,
       index,
@@ -132,12 +154,27 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
   return issues.length > 0 ? fail(issues) : ok(out);
 }
 
+/** True when some object contains itself (an alias to one of its own ancestors). */
+function isCyclic(root: unknown): boolean {
+  const onPath = new Set<object>();
+  const visit = (v: unknown): boolean => {
+    if (typeof v !== 'object' || v === null) return false;
+    if (onPath.has(v)) return true;
+    onPath.add(v);
+    const found = (Array.isArray(v) ? v : Object.values(v)).some(visit);
+    onPath.delete(v);
+    return found;
+  };
+  return visit(root);
+}
+
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
 
 function positionOfByte(bytes: Uint8Array, offset: number): { line: number; col: number } {
-  return positionOfIndex(new TextDecoder('utf-8').decode(bytes.subarray(0, offset)), offset);
+  const prefix = new TextDecoder('utf-8').decode(bytes.subarray(0, offset));
+  return positionOfIndex(prefix, prefix.length);
 }
 
 function positionOfIndex(text: string, index: number): { line: number; col: number } {

@@ -27,3 +27,25 @@ const labelValue = re(LABEL_VALUE);
 export const isDnsLabel = (s: string, max = 63): boolean => s.length <= max && dnsLabel.test(s);
 export const isLabelKey = (s: string): boolean => labelKey.test(s) && labelKeyPrefix.test(s);
 export const isLabelValue = (s: string): boolean => labelValue.test(s);
+
+/**
+ * Label keys a kubelet may not set on its own Node (NodeRestriction admission): anything under
+ * kubernetes.io or k8s.io except the kubelet.kubernetes.io and node.kubernetes.io namespaces and a
+ * few well-known labels. The CRD's NODE_LABEL_RESTRICTED rule uses the same expressions.
+ */
+const RESERVED_LABEL = /^([^/]*[.])?(kubernetes[.]io|k8s[.]io)\//;
+const KUBELET_LABEL = /^([^/]*[.])?(kubelet|node)[.]kubernetes[.]io\//;
+const KUBELET_WELL_KNOWN = new Set(['kubernetes.io/arch', 'kubernetes.io/os', 'kubernetes.io/hostname', 'topology.kubernetes.io/region', 'topology.kubernetes.io/zone', 'node.kubernetes.io/instance-type']);
+
+/**
+ * Label keys Cluster API copies from a Machine to its Node (research/capi.md B.6): the only way to get
+ * node-role labels, which no kubelet may set.
+ */
+const CAPI_SYNCED_LABEL = /^(node-role|([^/]*[.])?node-restriction)[.]kubernetes[.]io\/|^([^/]*[.])?node[.]cluster[.]x-k8s[.]io\//;
+
+/** True for a pool label that must reach the Node through the Machine, not the kubelet. */
+export const isCapiSyncedLabel = (key: string): boolean => CAPI_SYNCED_LABEL.test(key);
+
+/** True for a pool label neither the kubelet nor Cluster API can put on a Node. */
+export const isRestrictedNodeLabel = (key: string): boolean =>
+  RESERVED_LABEL.test(key) && !KUBELET_LABEL.test(key) && !KUBELET_WELL_KNOWN.has(key) && !isCapiSyncedLabel(key);

@@ -153,3 +153,10 @@ describe('YAML 1.1 scalars as go-yaml v2 resolves them', () => {
     expect(r.ok && r.value.clusters[0]?.object.spec.nodes.workerPools?.e1x?.replicas).toBe(1);
   });
 });
+
+describe('positions in files with multi-byte characters', () => {
+  it('reports a NUL byte at its character column', () => {
+    const bytes = new Uint8Array([...enc('# üüüü\napiVersion: v1\nkind: Con'), 0, ...enc('figMap\n')]);
+    expect(issuesOf([{ path: 'nul.yaml', bytes }])).toMatchObject([{ code: 'FILE_BINARY', line: 3, col: 10 }]);
+  });
+});
