@@ -56,6 +56,11 @@ function kubeVipPod(vip: KubeVip, kubeconfig: string): string {
   return `${yamlBlock(pod, 0).slice(1)}\n`;
 }
 
+/** On the node that runs `kubeadm init` (the one with /run/kubeadm/kubeadm.yaml), points kube-vip at another kubeconfig. */
+export function kubeVipSwap(from: string, to: string): string {
+  return `if [ -f /run/kubeadm/kubeadm.yaml ]; then sed -i 's#path: "${from}"#path: "${to}"#' ${KUBE_VIP_MANIFEST.kubeadm}; fi`;
+}
+
 const kubeadmTaints = (taints: readonly Taint[]) => taints.map((t) => ({ key: t.key, value: t.value, effect: t.effect }));
 
 /** KubeadmControlPlane.spec.kubeadmConfigSpec. */
@@ -74,8 +79,9 @@ export function kubeadmControlPlaneConfig(input: ControlPlaneInput): Record<stri
     files: kubeVip ? [{ path: KUBE_VIP_MANIFEST.kubeadm, owner: 'root:root', permissions: '0644', content: kubeVipPod(kubeVip, '/etc/kubernetes/admin.conf') }] : undefined,
     // Kubernetes >= 1.29: admin.conf is not authorized until init finishes, so the first node's kube-vip
     // uses super-admin.conf during `kubeadm init` (kube-vip issue #684, the CAPI providers' workaround).
-    preKubeadmCommands: kubeVip ? [`if [ -f /run/kubeadm/kubeadm.yaml ]; then sed -i 's#path: /etc/kubernetes/admin.conf#path: /etc/kubernetes/super-admin.conf#' ${KUBE_VIP_MANIFEST.kubeadm}; fi`] : undefined,
-    postKubeadmCommands: kubeVip ? [`if [ -f /run/kubeadm/kubeadm.yaml ]; then sed -i 's#path: /etc/kubernetes/super-admin.conf#path: /etc/kubernetes/admin.conf#' ${KUBE_VIP_MANIFEST.kubeadm}; fi`] : undefined,
+    // The manifest's values are quoted (see kubeVipPod), and only the hostPath line starts with `path:`.
+    preKubeadmCommands: kubeVip ? [kubeVipSwap('/etc/kubernetes/admin.conf', '/etc/kubernetes/super-admin.conf')] : undefined,
+    postKubeadmCommands: kubeVip ? [kubeVipSwap('/etc/kubernetes/super-admin.conf', '/etc/kubernetes/admin.conf')] : undefined,
     users: input.sshAuthorizedKeys?.length ? [{ name: 'root', sshAuthorizedKeys: [...input.sshAuthorizedKeys] }] : undefined,
   });
 }
@@ -94,7 +100,11 @@ export function kubeadmWorkerConfig(provider: ProviderInfo, nodeLabels: readonly
 }
 
 const rke2Taint = (t: Taint) => `${t.key}${t.value !== undefined ? `=${t.value}` : ''}:${t.effect}`;
-const rke2KubeletArgs = (provider: ProviderInfo) => provider.kubeletArgs.map((a) => `${a.name}=${a.value}`);
+/**
+ * RKE2 writes kubelet arguments into its config file as they are, while kubeadm's pass through a systemd
+ * environment file that strips the single quotes protecting cloud-init expressions; so they go here.
+ */
+const rke2KubeletArgs = (provider: ProviderInfo) => provider.kubeletArgs.map((a) => `${a.name}=${a.value.replace(/'/g, '')}`);
 
 /** RKE2ControlPlane spec fields: serverConfig, agentConfig, files. */
 export function rke2ControlPlaneConfig(input: ControlPlaneInput): Record<string, unknown> {

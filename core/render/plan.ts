@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { Stage, stageIndex } from '../plan/stages.js';
 import type { LatticeCluster, Taint, WorkerPoolSpec } from '../spec/model.js';
 import { configuredProviders } from '../spec/rules.js';
+import { isCapiSyncedLabel } from '../spec/syntax.js';
 import { kubeadmControlPlaneConfig, kubeadmWorkerConfig, rke2ControlPlaneConfig, rke2WorkerConfig } from './bootstrap.js';
 import { PROVIDERS, kubeVipImage, type MachineSpec } from './providers.js';
 import { canonicalJson } from './scalar.js';
@@ -132,7 +133,7 @@ export function planCluster(cluster: LatticeCluster, options: PlanOptions): Clus
     controlPlaneRef: ref(controlPlaneKind, controlPlaneName),
   });
   add(Stage.infrastructure, `capi/${providerType}/cluster.yaml.njk`, provider.infraClusterKind, { name, namespace, labels: baseLabels },
-    provider.infraCluster(cluster, { providerRef: cluster.spec.providerRef, credentials, namespace }));
+    provider.infraCluster(cluster, { providerRef: cluster.spec.providerRef, credentials, namespace, rke2 }));
 
   const cp: MachineSpec = { role: 'control-plane', ...cluster.spec.nodes.controlPlane };
   const machineTemplatePath = `capi/${providerType}/machine-template.yaml.njk`;
@@ -161,7 +162,10 @@ export function planCluster(cluster: LatticeCluster, options: PlanOptions): Clus
     const base = `${name}-pool-${poolId}`;
     const poolLabels = { ...baseLabels, [LABEL.pool]: poolId };
     const nodeLabels: Record<string, string> = { [LABEL.pool]: poolId, ...(pool.labels as Record<string, string> | undefined) };
-    const nodeLabelList = Object.keys(nodeLabels).sort().map((k) => `${k}=${nodeLabels[k]}`);
+    const allNodeLabels = Object.keys(nodeLabels).sort().map((k) => `${k}=${nodeLabels[k]}`);
+    // node-role and other Cluster API-synced labels cannot come from the kubelet; the Machine carries them.
+    const nodeLabelList = allNodeLabels.filter((l) => !isCapiSyncedLabel(l.slice(0, l.indexOf('='))));
+    const machineLabels = Object.fromEntries(Object.entries(nodeLabels).filter(([k]) => isCapiSyncedLabel(k)));
     const taints = pool.taints ?? [];
     const bootstrapKind = rke2 ? 'RKE2ConfigTemplate' : 'KubeadmConfigTemplate';
     const bootstrapFields = { config: rke2 ? rke2WorkerConfig(provider, nodeLabelList, taints) : kubeadmWorkerConfig(provider, nodeLabelList, taints) };
@@ -170,11 +174,13 @@ export function planCluster(cluster: LatticeCluster, options: PlanOptions): Clus
     const machineName = addHashed(Stage.infrastructure, machineTemplatePath, provider.machineTemplateKind, base, poolLabels, provider.machineTemplate(cluster, machine));
 
     workloads.push(() => {
-      add(Stage.cni, 'capi/core/machine-deployment.yaml.njk', 'MachineDeployment', { name: base, namespace, labels: poolLabels, ...autoscalerAnnotations(pool, nodeLabelList, taints) }, {
+      const selector = { [LABEL.capiCluster]: name, [LABEL.pool]: poolId };
+      add(Stage.cni, 'capi/core/machine-deployment.yaml.njk', 'MachineDeployment', { name: base, namespace, labels: poolLabels, ...autoscalerAnnotations(pool, allNodeLabels, taints) }, {
         clusterName: name,
         replicas: isAutoscaled(pool) ? undefined : pool.replicas,
         version,
-        selector: { [LABEL.capiCluster]: name, [LABEL.pool]: poolId },
+        selector,
+        machineLabels: { ...machineLabels, ...selector },
         bootstrapRef: ref(bootstrapKind, bootstrapName),
         infrastructureRef: ref(provider.machineTemplateKind, machineName),
       });

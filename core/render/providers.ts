@@ -32,13 +32,16 @@ export interface ProviderInfo {
   /** The control plane VIP is served by kube-vip from a static pod (no cloud load balancer). */
   readonly kubeVip: boolean;
   /** Context of templates/capi/<provider>/cluster.yaml.njk. */
-  infraCluster(cluster: LatticeCluster, names: { providerRef: string; credentials: string; namespace: string }): Record<string, unknown>;
+  infraCluster(cluster: LatticeCluster, names: { providerRef: string; credentials: string; namespace: string; rke2: boolean }): Record<string, unknown>;
   /** Context of templates/capi/<provider>/machine-template.yaml.njk. */
   machineTemplate(cluster: LatticeCluster, machine: MachineSpec): Record<string, unknown>;
 }
 
 /** Sizes for Proxmox machines whose spec gives none. */
 export const PROXMOX_DEFAULT_SIZE = { cores: 2, memoryGib: 4, diskGib: 40, sockets: 1 } as const;
+
+/** RKE2's supervisor port: joining nodes register through it, so a cloud load balancer must forward it. */
+export const RKE2_SUPERVISOR_PORT = 9345;
 
 /** Docker's self-management needs the Docker socket in every node (CAPI's self-hosted e2e does this). */
 const DOCKER_SOCKET = { containerPath: '/var/run/docker.sock', hostPath: '/var/run/docker.sock' };
@@ -70,7 +73,9 @@ export const PROVIDERS: Readonly<Record<ProviderType, ProviderInfo>> = {
       const aws = config(cluster, 'aws');
       return {
         region: aws.region,
-        sshKeyName: aws.sshKeyName,
+        // CAPA reads an omitted sshKeyName as "use the key named default"; "" means no key.
+        sshKeyName: aws.sshKeyName ?? '',
+        additionalListeners: names.rke2 ? [{ port: RKE2_SUPERVISOR_PORT, protocol: 'TCP' }] : undefined,
         loadBalancerType: aws.loadBalancerType,
         scheme: aws.internalLoadBalancer ? 'internal' : 'internet-facing',
         vpcId: aws.vpcId,
@@ -84,7 +89,7 @@ export const PROVIDERS: Readonly<Record<ProviderType, ProviderInfo>> = {
       return {
         instanceType: machine.instanceType?.name,
         iamInstanceProfile: machine.role === 'control-plane' ? aws.controlPlaneIamInstanceProfile : aws.workerIamInstanceProfile,
-        sshKeyName: aws.sshKeyName,
+        sshKeyName: aws.sshKeyName ?? '',
         amiId: aws.amiId,
         rootVolume: machine.rootVolume ? { size: machine.rootVolume.sizeGib, type: machine.rootVolume.type } : undefined,
       };
@@ -147,6 +152,7 @@ export const PROVIDERS: Readonly<Record<ProviderType, ProviderInfo>> = {
         nodeCidr: os.nodeCidr,
         dnsNameservers: os.dnsNameservers,
         apiServerLoadBalancer: os.apiServerLoadBalancer,
+        additionalPorts: names.rke2 && os.apiServerLoadBalancer ? [RKE2_SUPERVISOR_PORT] : undefined,
       };
     },
     machineTemplate: (cluster, machine) => {

@@ -5,7 +5,7 @@
  * Argo CD use), treats as line breaks; those are escaped too.
  */
 
-const YAML_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufeff]/g;
+const YAML_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/g;
 
 function escapeUnsafe(json: string): string {
   return json.replace(YAML_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
