@@ -99,7 +99,8 @@ export function kubeadmWorkerConfig(provider: ProviderInfo, nodeLabels: readonly
   });
 }
 
-const rke2Taint = (t: Taint) => `${t.key}${t.value !== undefined ? `=${t.value}` : ''}:${t.effect}`;
+/** `key[=value]:Effect`, the taint syntax of RKE2's node-taint and of the cluster autoscaler's annotation. */
+export const taintString = (t: Taint): string => `${t.key}${t.value !== undefined ? `=${t.value}` : ''}:${t.effect}`;
 /**
  * RKE2 writes kubelet arguments into its config file as they are, while kubeadm's pass through a systemd
  * environment file that strips the single quotes protecting cloud-init expressions; so they go here.
@@ -127,7 +128,7 @@ export function rke2WorkerConfig(provider: ProviderInfo, nodeLabels: readonly st
   return compact({
     agentConfig: {
       nodeLabels: [...nodeLabels],
-      nodeTaints: taints.map(rke2Taint),
+      nodeTaints: taints.map(taintString),
       kubelet: { extraArgs: rke2KubeletArgs(provider) },
     },
   });

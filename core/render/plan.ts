@@ -8,7 +8,7 @@ import { Stage, stageIndex } from '../plan/stages.js';
 import type { LatticeCluster, Taint, WorkerPoolSpec } from '../spec/model.js';
 import { configuredProviders } from '../spec/rules.js';
 import { isCapiSyncedLabel } from '../spec/syntax.js';
-import { kubeadmControlPlaneConfig, kubeadmWorkerConfig, rke2ControlPlaneConfig, rke2WorkerConfig } from './bootstrap.js';
+import { kubeadmControlPlaneConfig, kubeadmWorkerConfig, rke2ControlPlaneConfig, rke2WorkerConfig, taintString } from './bootstrap.js';
 import { PROVIDERS, kubeVipImage, type MachineSpec } from './providers.js';
 import { canonicalJson } from './scalar.js';
 import { groupOf, type Versions } from './versions.js';
@@ -73,8 +73,6 @@ export function kubernetesVersion(cluster: LatticeCluster): string {
 
 /** True when a pool is autoscaled (min and max set). */
 export const isAutoscaled = (pool: WorkerPoolSpec): boolean => pool.min !== undefined && pool.max !== undefined;
-
-const taintString = (t: Taint) => `${t.key}${t.value !== undefined ? `=${t.value}` : ''}:${t.effect}`;
 
 /** Plans every object of one validated, defaulted cluster. */
 export function planCluster(cluster: LatticeCluster, options: PlanOptions): ClusterPlan {
