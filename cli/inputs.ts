@@ -5,7 +5,7 @@
  * reached twice is not reported as a duplicate of itself); only regular files are read, and oversized
  * ones are reported without being read. Every file-system failure becomes an issue, never a crash.
  */
-import { lstatSync, readFileSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { IssueCode, type Issue } from '../core/spec/issues.js';
 import type { SourceFile } from '../core/spec/source.js';
@@ -74,7 +74,6 @@ export function readInputs(paths: readonly string[], options: { maxFileBytes: nu
     const abs = resolve(cwd, p);
     let st: Stats;
     try {
-      lstatSync(abs);
       st = statSync(abs);
     } catch {
       problem(p, IssueCode.FILE_UNREADABLE, 'no such file or directory');

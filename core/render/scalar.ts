@@ -5,6 +5,8 @@
  * Argo CD use), treats as line breaks; those are escaped too.
  */
 
+import { isRecord } from '../data.js';
+
 const YAML_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/g;
 
 function escapeUnsafe(json: string): string {
@@ -51,7 +53,7 @@ function yamlKey(key: string): string {
   return PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key);
 }
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isMap = isRecord;
 
 /**
  * The template filter `block(indent)`: block-style YAML for nested data, placed right after a key

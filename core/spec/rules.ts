@@ -7,7 +7,8 @@
  */
 import { IssueCode } from './issues.js';
 import type { Path } from './path.js';
-import { MAX_CLUSTER_NAME, isDnsLabel, isLabelKey, isLabelValue, isRestrictedNodeLabel } from './syntax.js';
+import { isRecord } from '../data.js';
+import { LABEL_KEY_SYNTAX, LABEL_VALUE_SYNTAX, MAX_CLUSTER_NAME, isDnsLabel, isLabelKey, isLabelValue, isRestrictedNodeLabel } from './syntax.js';
 
 /** A rule's finding, before it is given a file position. */
 export interface Violation {
@@ -21,7 +22,7 @@ export interface Violation {
 }
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = isRecord;
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
 const entries = (v: unknown): [string, unknown][] => (isObj(v) ? Object.entries(v) : []);
@@ -165,7 +166,7 @@ function workerPools(spec: Obj): Violation[] {
       if (!isLabelKey(key)) {
         out.push({
           code: IssueCode.NODE_LABEL_KEY_INVALID, path: [...path, 'labels', key], atKey: true,
-          message: 'node label keys must be qualified names', expected: "[prefix/]name, name at most 63 characters of letters, digits, '-', '_', '.'", found: show(key),
+          message: 'node label keys must be qualified names', expected: LABEL_KEY_SYNTAX, found: show(key),
         });
       }
       if (isLabelKey(key) && isRestrictedNodeLabel(key)) {
@@ -178,7 +179,7 @@ function workerPools(spec: Obj): Violation[] {
       if (typeof value === 'string' && !isLabelValue(value)) {
         out.push({
           code: IssueCode.NODE_LABEL_VALUE_INVALID, path: [...path, 'labels', key], message: 'node label values must be valid label values',
-          expected: "empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit", found: show(value),
+          expected: LABEL_VALUE_SYNTAX, found: show(value),
         });
       }
     }
@@ -188,13 +189,13 @@ function workerPools(spec: Obj): Violation[] {
       if (typeof taint.key === 'string' && !isLabelKey(taint.key)) {
         out.push({
           code: IssueCode.TAINT_KEY_INVALID, path: [...path, 'taints', i, 'key'], message: 'taint keys follow label key syntax',
-          expected: "[prefix/]name, name at most 63 characters of letters, digits, '-', '_', '.'", found: show(taint.key),
+          expected: LABEL_KEY_SYNTAX, found: show(taint.key),
         });
       }
       if (typeof taint.value === 'string' && !isLabelValue(taint.value)) {
         out.push({
           code: IssueCode.TAINT_VALUE_INVALID, path: [...path, 'taints', i, 'value'], message: 'taint values follow label value syntax',
-          expected: "empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit", found: show(taint.value),
+          expected: LABEL_VALUE_SYNTAX, found: show(taint.value),
         });
       }
     });
@@ -236,12 +237,12 @@ function objectMeta(obj: Obj): Violation[] {
     }
     for (const [key, value] of Object.entries(map)) {
       if (!isLabelKey(key)) {
-        out.push({ code, path: ['metadata', field, key], atKey: true, message: `${field} keys must be qualified names`, expected: "[prefix/]name, name at most 63 characters of letters, digits, '-', '_', '.'", found: show(key) });
+        out.push({ code, path: ['metadata', field, key], atKey: true, message: `${field} keys must be qualified names`, expected: LABEL_KEY_SYNTAX, found: show(key) });
       }
       if (typeof value !== 'string') {
         out.push({ code, path: ['metadata', field, key], message: `${field} values must be strings; quote the value`, expected: 'a string', found: show(value) });
       } else if (field === 'labels' && !isLabelValue(value)) {
-        out.push({ code, path: ['metadata', field, key], message: 'label values must be valid label values', expected: "empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit", found: show(value) });
+        out.push({ code, path: ['metadata', field, key], message: 'label values must be valid label values', expected: LABEL_VALUE_SYNTAX, found: show(value) });
       }
     }
   }

@@ -15,6 +15,12 @@ export const LABEL_KEY_PREFIX_LENGTH = '^([^/]{1,253}/)?[^/]+$';
 /** Label value: empty, or at most 63 characters starting and ending with a letter or digit. */
 export const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
 
+/** What a label key looks like, for messages. */
+export const LABEL_KEY_SYNTAX = "[prefix/]name, name at most 63 characters of letters, digits, '-', '_', '.'";
+
+/** What a label value looks like, for messages. */
+export const LABEL_VALUE_SYNTAX = "empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit";
+
 /** Longest cluster name: the namespace `capi-<name>` must stay a 63-character DNS label. */
 export const MAX_CLUSTER_NAME = 63 - 'capi-'.length;
 

@@ -4,6 +4,7 @@
  * issue found in every file. Documents that are not ours pass through untouched.
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { isRecord } from '../data.js';
 import { IssueCode, fail, ok, sortIssues, type Issue, type Result } from './issues.js';
 import type { InfraProvider, LatticeCluster } from './model.js';
 import { compileStructuralSchema, createKubernetesAjv, type SchemaNode } from './openapi.js';
@@ -60,8 +61,7 @@ export interface SpecValidatorOptions {
   readonly limits?: SourceLimits;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = isRecord;
 
 /**
  * Builds a validator from CustomResourceDefinition objects (the parsed files of crds/). The CRDs are the
@@ -205,7 +205,8 @@ function crossDocumentIssues(
     const configured = configuredProviders(object.spec);
     const want = provider?.object.spec?.type;
     if (!provider || !want || configured.length !== 1 || configured[0] === want) continue;
-    const entry = seen.get(`${LATTICE_GROUP}/LatticeCluster//${object.metadata.name}`);
+    const id = objectId(object as unknown as KubernetesObject);
+    const entry = id ? seen.get(id) : undefined;
     if (!entry) continue;
     issues.push(issueAt(entry.doc, {
       code: IssueCode.PROVIDER_TYPE_MISMATCH, path: ['spec', 'providerRef'],
