@@ -6,6 +6,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, reportIssues, type OutputFormat, type Streams } from './report.js';
 import { loadSpecs, specRenderer } from './load.js';
 import { renderDocuments, writeClusterFiles, type RenderFormat } from './render.js';
+import { formatPlans, planSummaries } from './plan.js';
+import { registerCmpCommands } from '../plugin/commands.js';
 
 export function buildProgram(io: Streams, setExit: (code: number) => void): Command {
   const program = new Command('lattice')
@@ -48,6 +50,20 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
       setExit(opts.outDir ? writeClusterFiles(rendered, opts.outDir, options, io) : renderDocuments(rendered.flatMap((r) => r.docs), options, io));
     });
 
+  program
+    .command('plan')
+    .description('Show each cluster\'s bootstrap order: stages, sync waves, objects, and what each stage waits for.')
+    .argument('<paths...>', 'spec files or directories (walked recursively for *.yaml, *.yml)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['human', 'json']).default('human'))
+    .action((paths: string[], opts: { output: OutputFormat }) => {
+      const { result } = loadSpecs(paths);
+      if (!result.ok) return setExit(reportIssues(result.issues, opts.output, io));
+      const plans = planSummaries(specRenderer(), result.value.clusters.map((c) => c.object));
+      io.stdout.write(opts.output === 'json' ? `${JSON.stringify({ clusters: plans }, null, 2)}\n` : formatPlans(plans));
+      setExit(ExitCode.OK);
+    });
+
+  registerCmpCommands(program, io, setExit);
   return program;
 }
 

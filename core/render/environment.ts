@@ -1,10 +1,11 @@
 /**
  * The nunjucks environment: templates handed in as sources (core does no I/O), compiled once when the
- * environment is made, never per render. Values reach the output only through the `y` and `block` filters.
+ * environment is made, never per render. Values reach the output only through the `y` and `block` filters (and `nested`, for
+ * YAML another template rendered).
  */
 import { createHash } from 'node:crypto';
 import nunjucks from 'nunjucks';
-import { yamlBlock, yamlValue } from './scalar.js';
+import { nestedYaml, yamlBlock, yamlValue } from './scalar.js';
 
 export interface TemplateEnvironment {
   /** Renders a template by its path under templates/ (for example `capi/aws/cluster.yaml.njk`). */
@@ -35,6 +36,7 @@ export function createTemplateEnvironment(sources: TemplateSources): TemplateEnv
   });
   env.addFilter('y', yamlValue);
   env.addFilter('block', yamlBlock);
+  env.addFilter('nested', nestedYaml);
   const names = [...sources.keys()].filter((n) => n.endsWith('.njk')).sort();
   const compiled = new Map(names.map((n) => [n, env.getTemplate(n, true)]));
   // A template's digest covers the partials it includes: changing a partial renames what it shapes.

@@ -176,13 +176,13 @@ describe('templates', () => {
   const sources = loadTemplateSources(REPO);
   const macros = [...(sources.get('_macros.njk') ?? '').matchAll(/\{%-?\s*macro\s+(\w+)/g)].map((m) => m[1]);
 
-  it('interpolate only through the escaping filters y and block', () => {
+  it('interpolate only through the escaping filters y and block (and nested, for template-rendered YAML)', () => {
     const offenders: string[] = [];
     for (const [name, src] of sources) {
       if (!name.endsWith('.njk')) continue;
       for (const m of src.matchAll(/\{\{-?([\s\S]*?)-?\}\}/g)) {
         const expr = (m[1] ?? '').trim();
-        const escaped = /\|\s*(y|block\(\d+\))$/.test(expr);
+        const escaped = /\|\s*(y|block\(\d+\)|nested\(\d+\))$/.test(expr);
         const macroCall = macros.some((mac) => expr.startsWith(`${mac}(`));
         if (!escaped && !macroCall) offenders.push(`${name}: {{ ${expr} }}`);
       }

@@ -2,10 +2,12 @@
  * Rendering: a plan's objects through their templates into YAML documents. The hot path emits template
  * text as it is; nothing is parsed back (DESIGN §4: parsing costs 20-40x the rendering).
  */
+import { planAddons, type AddonOverrides, type PlannedAddon } from '../plan/addons.js';
 import type { Stage } from '../plan/stages.js';
 import type { LatticeCluster } from '../spec/model.js';
 import { createTemplateEnvironment, type TemplateEnvironment, type TemplateSources } from './environment.js';
-import { planCluster, type ClusterPlan } from './plan.js';
+import { planCluster, type ClusterPlan, type PlannedObject } from './plan.js';
+import { RenderedYaml } from './scalar.js';
 import type { Versions } from './versions.js';
 
 /** One rendered object: what the plan knew about it, plus its YAML text (ending in one newline). */
@@ -19,9 +21,16 @@ export interface RenderedDocument {
 }
 
 export interface Renderer {
+  readonly versions: Versions;
   plan(cluster: LatticeCluster): ClusterPlan;
-  /** The cluster's documents in plan order. */
+  /** The cluster's Cluster API documents in plan order (no flavor). */
   renderCluster(cluster: LatticeCluster): RenderedDocument[];
+  /** The cluster's addons from the catalog, in install order. */
+  addons(cluster: LatticeCluster, overrides?: AddonOverrides): PlannedAddon[];
+  /** An addon's Helm values, rendered from its values template; undefined when it has none. */
+  renderValues(addon: PlannedAddon): RenderedYaml | undefined;
+  /** Planned objects (from any flavor) to documents, in the order given. */
+  renderObjects(objects: readonly PlannedObject[]): RenderedDocument[];
 }
 
 export interface RendererOptions {
@@ -33,18 +42,26 @@ export interface RendererOptions {
 export function createRenderer(options: RendererOptions): Renderer {
   const env: TemplateEnvironment = createTemplateEnvironment(options.templates);
   const planOptions = { versions: options.versions, templateDigest: (t: string) => env.digest(t) };
+  const renderObjects = (objects: readonly PlannedObject[]): RenderedDocument[] => objects.map((o) => ({
+    stage: o.stage,
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    ...(o.namespace !== undefined ? { namespace: o.namespace } : {}),
+    name: o.name,
+    text: tidy(env.render(o.template, o.context)),
+  }));
   return {
+    versions: options.versions,
     plan: (cluster) => planCluster(cluster, planOptions),
-    renderCluster(cluster) {
-      return planCluster(cluster, planOptions).objects.map((o) => ({
-        stage: o.stage,
-        apiVersion: o.apiVersion,
-        kind: o.kind,
-        ...(o.namespace !== undefined ? { namespace: o.namespace } : {}),
-        name: o.name,
-        text: tidy(env.render(o.template, o.context)),
-      }));
+    renderCluster: (cluster) => renderObjects(planCluster(cluster, planOptions).objects),
+    addons: (cluster, overrides) => planAddons(cluster, options.versions.addons, options.versions.capiProviders, overrides),
+    renderValues(addon) {
+      if (addon.values === undefined) return undefined;
+      const text = tidy(env.render(addon.values, addon.valuesContext));
+      // Comment-only output means "no values": emit none rather than an empty mapping.
+      return text.split('\n').some((l) => l.trim() !== '' && !l.trimStart().startsWith('#')) ? new RenderedYaml(text) : undefined;
     },
+    renderObjects,
   };
 }
 

@@ -90,3 +90,23 @@ export function compact<T>(value: T): T | undefined {
   }
   return value;
 }
+
+/**
+ * YAML produced by one of our own templates (every value in it went through `y` or `block`). Only this
+ * type can pass the `nested` filter, so a string from a spec can never be spliced in as YAML.
+ */
+export class RenderedYaml {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * The template filter `nested(indent)`: a block mapping rendered by another template, re-indented under
+ * a key (`valuesObject:{{ values | nested(8) }}`).
+ */
+export function nestedYaml(value: unknown, indent: number): string {
+  if (!(value instanceof RenderedYaml)) throw new TypeError('nested: expected YAML rendered by a template');
+  const pad = ' '.repeat(indent);
+  const lines = value.text.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length === 0) return ' {}';
+  return lines.map((l) => `\n${pad}${l}`).join('');
+}

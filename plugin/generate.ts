@@ -1,0 +1,71 @@
+/**
+ * `lattice cmp generate` and `lattice cmp parameters`, run by argocd-cmp-server in the Application's
+ * source path (research/argocd-cmp.md §2). stdout carries only manifests, in one write after everything
+ * rendered; on any error stdout stays empty and the exit code is non-zero, because an empty successful
+ * output makes Argo CD prune the app's resources.
+ */
+import { agentObjects, argocdObjects, passthroughObject } from '../core/flavor/flavors.js';
+import { checkOverrides } from '../core/plan/addons.js';
+import { stageInfo, Stage } from '../core/plan/stages.js';
+import { toYamlStream, type Renderer } from '../core/render/render.js';
+import type { PlannedObject } from '../core/render/plan.js';
+import type { SpecSet } from '../core/spec/validate.js';
+import { DEFAULT_PLUGIN_NAME } from './plugin-name.js';
+import { Component } from '../core/flavor/argocd.js';
+import type { CmpOptions } from './options.js';
+
+export type Selection = { ok: true; objects: PlannedObject[]; clusters: string[] } | { ok: false; errors: string[] };
+
+/** The clusters the options select, with unknown names reported (a typo must not drop a cluster silently). */
+function selectClusters(specs: SpecSet, options: CmpOptions): { names: string[]; errors: string[] } {
+  const all = specs.clusters.map((c) => c.object.metadata.name);
+  const known = new Set(all);
+  const errors: string[] = [];
+  for (const [what, names] of [['include', options.include], ['exclude', options.exclude]] as const) {
+    for (const n of names) if (!known.has(n)) errors.push(`parameter ${what}: no LatticeCluster named ${JSON.stringify(n)} in this directory (found: ${all.join(', ') || 'none'})`);
+  }
+  const included = options.include.length > 0 ? new Set(options.include) : known;
+  const excluded = new Set(options.exclude);
+  return { names: all.filter((n) => included.has(n) && !excluded.has(n)).sort(), errors };
+}
+
+/** Everything `generate` prints for these specs and options, or why it prints nothing. */
+export function selectArgoCdObjects(renderer: Renderer, specs: SpecSet, options: CmpOptions): Selection {
+  const errors = checkOverrides(renderer.versions.addons, options.overrides);
+  const byName = new Map(specs.clusters.map((c) => [c.object.metadata.name, c.object]));
+
+  if (options.component === Component.agent) {
+    const cluster = options.cluster !== undefined ? byName.get(options.cluster) : undefined;
+    if (!cluster) errors.push(`parameter cluster: no LatticeCluster named ${JSON.stringify(options.cluster)} in this directory`);
+    if (errors.length > 0 || !cluster) return { ok: false, errors };
+    return { ok: true, objects: agentObjects(renderer, cluster, 'argocd'), clusters: [cluster.metadata.name] };
+  }
+
+  const selection = selectClusters(specs, options);
+  errors.push(...selection.errors);
+  if (!options.source) {
+    errors.push('ARGOCD_APP_SOURCE_REPO_URL, ARGOCD_APP_SOURCE_PATH and ARGOCD_APP_SOURCE_TARGET_REVISION must be set (argocd-cmp-server sets them); the agent Applications point back at this source');
+  }
+  if (selection.names.length === 0 && !options.allowEmpty && selection.errors.length === 0) {
+    errors.push('no LatticeCluster selected: refusing to print nothing, which would make Argo CD prune every resource of this app (set the parameter allow-empty=true to mean it)');
+  }
+  if (errors.length > 0) return { ok: false, errors };
+
+  const argo = { namespace: options.argocdNamespace, project: options.project, plugin: DEFAULT_PLUGIN_NAME, overrides: options.overrides, ...(options.source ? { source: options.source } : {}) };
+  const clusterWave = stageInfo(Stage.cluster).wave;
+  const objects: PlannedObject[] = [
+    // InfraProviders first: the controller reads them before it accepts a cluster.
+    ...specs.infraProviders.map((p) => passthroughObject(p.object as unknown as Record<string, unknown>, { wave: clusterWave })),
+    ...selection.names.flatMap((n) => {
+      const cluster = byName.get(n);
+      return cluster ? argocdObjects(renderer, cluster, argo) : [];
+    }),
+    ...specs.others.map((o) => passthroughObject(o.object)),
+  ];
+  return { ok: true, objects, clusters: selection.names };
+}
+
+/** The YAML stream `generate` prints. */
+export function generateText(renderer: Renderer, objects: readonly PlannedObject[]): string {
+  return toYamlStream(renderer.renderObjects(objects));
+}
