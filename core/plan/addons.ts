@@ -78,6 +78,7 @@ export function parseAddonCatalog(data: unknown, errors: string[]): AddonSpec[] 
   const out: AddonSpec[] = [];
   data.forEach((entry: unknown, i) => {
     const at = `addons[${i}]`;
+    const before = errors.length;
     if (!isRecord(entry)) return void errors.push(`${at}: expected a mapping`);
     const str = (key: string, check: (v: string) => boolean, optional = false): string | undefined => {
       const v = entry[key];
@@ -97,7 +98,7 @@ export function parseAddonCatalog(data: unknown, errors: string[]): AddonSpec[] 
     const values = str('values', (v) => /^addons\/[a-z0-9.-]+\.njk$/.test(v), true);
     if (id !== undefined && seen.has(id)) errors.push(`${at}.id: duplicate addon ${id}`);
     if (id !== undefined) seen.add(id);
-    if (id && stage && condition && repository && chart && version && namespace) {
+    if (errors.length === before && id && stage && condition && repository && chart && version && namespace) {
       out.push({
         id, stage: stage as Stage, condition: condition as StageCondition, repository, chart, version, namespace,
         ...(when ? { when: when as AddonFlag } : {}), ...(release ? { release } : {}), ...(values ? { values } : {}),
