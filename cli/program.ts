@@ -8,6 +8,7 @@ import { loadSpecs, specRenderer } from './load.js';
 import { renderDocuments, writeClusterFiles, type RenderFormat } from './render.js';
 import { formatPlans, planSummaries } from './plan.js';
 import { registerCmpCommands } from '../plugin/commands.js';
+import { registerSimCommands } from './sim.js';
 
 export function buildProgram(io: Streams, setExit: (code: number) => void): Command {
   const program = new Command('lattice')
@@ -64,6 +65,7 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
     });
 
   registerCmpCommands(program, io, setExit);
+  registerSimCommands(program, io, setExit);
   return program;
 }
 
