@@ -13,7 +13,11 @@ import type { LatticeCluster } from '../spec/model.js';
 export const AGENT = {
   namespace: 'lattice-system',
   name: 'lattice-agent',
-  /** Written by the controller into the child before the agent stage: cell endpoint, CA, one-time token. */
+  /**
+   * Written by the controller into the child before the agent stage: cell endpoint, CA, one-time token.
+   * The agent reads it through the API, not a volume: the token never lands on the pod's filesystem, and
+   * the pod does not hang in ContainerCreating before the controller has written it.
+   */
   bootstrapSecret: 'lattice-agent-bootstrap',
   /** Written by the agent: its key and the certificate the cell signed. */
   identitySecret: 'lattice-agent-identity',
@@ -98,7 +102,6 @@ export function planAgent(cluster: LatticeCluster, versions: Versions): PlannedO
     serviceAccount: AGENT.name,
     image: cluster.spec.latticeImage ?? versions.images.lattice,
     configMap: AGENT.name,
-    bootstrapSecret: AGENT.bootstrapSecret,
   });
   return objects;
 }

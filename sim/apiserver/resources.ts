@@ -218,6 +218,13 @@ const BUILTINS: readonly BuiltinSpec[] = [
     group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true, allowCreateOnUpdate: true,
     fields: ['spec'],
   },
+  // apps/v1 workloads: stored with a /status subresource so tests can play the Deployment controller; no
+  // controller acts on them here. Status given at create is kept, like Node, so fixtures arrive ready-made.
+  ...(['Deployment', 'DaemonSet', 'StatefulSet'] as const).map((kind): BuiltinSpec => ({
+    group: 'apps', version: 'v1', kind, plural: `${kind.toLowerCase()}s`, namespaced: true, status: true, generation: true,
+    keepStatusOnCreate: true, fields: ['spec', 'status'], categories: ['all'],
+    shortNames: kind === 'Deployment' ? ['deploy'] : kind === 'DaemonSet' ? ['ds'] : ['sts'],
+  })),
   {
     group: 'apiextensions.k8s.io', version: 'v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions',
     namespaced: false, shortNames: ['crd', 'crds'], status: true, generation: true, allowUnconditionalUpdate: false,

@@ -1,0 +1,99 @@
+/**
+ * Commands from the cell, handled idempotently by id: the cell re-sends a command with the same id
+ * after a timeout or a reconnect, and the agent must not do the work twice. The dispatcher remembers the
+ * outcome of the last `rememberIds` commands; a repeat of one of them (or of one still running) is
+ * acknowledged with the same outcome without running the handler again. A failure marked retryable is
+ * forgotten, so re-sending it runs it again: that is what the cell re-sends it for.
+ *
+ * Kinds without a handler (the M8/M9 commands for now, and kinds newer than this agent) are answered
+ * with error code "Unsupported"; the Hello's capabilities list the kinds that have one.
+ */
+import type { Logger } from 'pino';
+import { AckCode, COMMAND_KINDS, type Ack, type CommandKind, type DecodedCommand, type MoveBatchResult, type MoveCompleteResult } from '../controller/cell/protocol.js';
+
+/** What a handler returns: the Ack without its id. */
+export type Outcome =
+  | { readonly ok: true; readonly moveBatch?: MoveBatchResult; readonly moveComplete?: MoveCompleteResult }
+  | { readonly ok: false; readonly code: AckCode; readonly error: string; readonly retryable?: boolean };
+
+export type CommandHandlers = Partial<Record<CommandKind, (command: DecodedCommand) => Promise<Outcome>>>;
+
+export interface DispatcherOptions {
+  readonly handlers: CommandHandlers;
+  /** @default 1024 */
+  readonly rememberIds?: number;
+  readonly log: Logger;
+}
+
+const MAX_ID_CHARS = 128;
+
+function toAck(id: string, o: Outcome): Ack {
+  if (o.ok) {
+    return {
+      commandId: id, ok: true, errorCode: '', error: '', retryable: false,
+      ...(o.moveBatch ? { moveBatch: o.moveBatch } : {}),
+      ...(o.moveComplete ? { moveComplete: o.moveComplete } : {}),
+    };
+  }
+  return { commandId: id, ok: false, errorCode: o.code, error: o.error, retryable: o.retryable ?? false };
+}
+
+export class CommandDispatcher {
+  private readonly outcomes = new Map<string, Promise<Ack>>();
+  /** How many times each handler ran (tests check "handled once"; also a metric source). */
+  readonly executions = new Map<CommandKind, number>();
+
+  constructor(private readonly options: DispatcherOptions) {}
+
+  /** The command kinds this agent handles (Hello capabilities). */
+  get capabilities(): string[] {
+    return COMMAND_KINDS.filter((k) => this.options.handlers[k] !== undefined);
+  }
+
+  /** Handles a command (once per id) and resolves to the Ack to send. Never rejects. */
+  dispatch(command: DecodedCommand): Promise<Ack> {
+    const id = command.id;
+    if (id === '' || id.length > MAX_ID_CHARS) {
+      return Promise.resolve(toAck(id.slice(0, MAX_ID_CHARS), { ok: false, code: AckCode.Invalid, error: `a command id must have 1 to ${MAX_ID_CHARS} characters` }));
+    }
+    const known = this.outcomes.get(id);
+    if (known) {
+      this.options.log.debug({ commandId: id }, 'command repeated; acknowledging again');
+      return known;
+    }
+    const run = this.run(command);
+    this.outcomes.set(id, run);
+    void run.then((ack) => {
+      if (!ack.ok && ack.retryable) this.outcomes.delete(id);
+    });
+    this.forgetOldest();
+    return run;
+  }
+
+  private async run(command: DecodedCommand): Promise<Ack> {
+    const kind = command.body;
+    const handler = kind ? this.options.handlers[kind] : undefined;
+    if (!kind || !handler) {
+      this.options.log.info({ commandId: command.id, kind: kind ?? 'unknown' }, 'command unsupported');
+      return toAck(command.id, { ok: false, code: AckCode.Unsupported, error: `this agent does not handle ${kind ?? 'this'} commands` });
+    }
+    this.executions.set(kind, (this.executions.get(kind) ?? 0) + 1);
+    try {
+      const outcome = await handler(command);
+      this.options.log.info({ commandId: command.id, kind, ok: outcome.ok }, 'command handled');
+      return toAck(command.id, outcome);
+    } catch (e) {
+      this.options.log.error({ commandId: command.id, kind, err: e instanceof Error ? e.name : 'error' }, 'command handler failed');
+      return toAck(command.id, { ok: false, code: AckCode.Failed, error: `the ${kind} handler failed; see the agent logs`, retryable: true });
+    }
+  }
+
+  /** Map iteration order is insertion order: the first entries are the oldest. */
+  private forgetOldest(): void {
+    const limit = this.options.rememberIds ?? 1024;
+    for (const id of this.outcomes.keys()) {
+      if (this.outcomes.size <= limit) return;
+      this.outcomes.delete(id);
+    }
+  }
+}
