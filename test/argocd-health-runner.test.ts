@@ -20,12 +20,13 @@ const HEALTH_POD = 'resource.customizations.health.Pod';
 
 describe('sim/health/lua.ts', () => {
   it('loads the shipped argocd-cm patch by default', async () => {
-    // GIVEN no data option WHEN the checks are created THEN the five shipped customizations are loaded
+    // GIVEN no data option WHEN the checks are created THEN the six shipped customizations are loaded
     const checks = await createHealthChecks();
     opened.push(checks);
     expect(checks.kinds).toEqual([
       'argoproj.io/Application',
       'cluster.x-k8s.io/Cluster',
+      'cluster.x-k8s.io/MachineHealthCheck',
       'controlplane.cluster.x-k8s.io/KubeadmControlPlane',
       'controlplane.cluster.x-k8s.io/RKE2ControlPlane',
       'lattice.dev/LatticeCluster',

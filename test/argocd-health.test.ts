@@ -54,10 +54,11 @@ afterAll(() => checks.close());
 
 describe('Argo CD health checks shipped in argocd/', () => {
   it('cover exactly the kinds the bootstrap waves wait on (DESIGN 4.1)', () => {
-    // GIVEN the check directories WHEN listed THEN they are the five kinds, each with a test suite
+    // GIVEN the check directories WHEN listed THEN they are the six kinds, each with a test suite
     expect(suites.map((s) => s.groupKind)).toEqual([
       'argoproj.io_Application',
       'cluster.x-k8s.io_Cluster',
+      'cluster.x-k8s.io_MachineHealthCheck',
       'controlplane.cluster.x-k8s.io_KubeadmControlPlane',
       'controlplane.cluster.x-k8s.io_RKE2ControlPlane',
       'lattice.dev_LatticeCluster',
@@ -127,6 +128,7 @@ describe('Cluster API checks cover both status shapes', () => {
   // CAPRKE2's v1beta2 status has no failure fields (no status.deprecated block), so it cannot be Degraded there.
   const required: Record<string, Record<string, readonly HealthStatus[]>> = {
     'cluster.x-k8s.io_Cluster': { v1beta1: ['Healthy', 'Progressing', 'Degraded', 'Suspended'], v1beta2: ['Healthy', 'Progressing', 'Degraded', 'Suspended'] },
+    'cluster.x-k8s.io_MachineHealthCheck': { v1beta1: ['Healthy', 'Progressing', 'Degraded'], v1beta2: ['Healthy', 'Progressing', 'Degraded'] },
     'controlplane.cluster.x-k8s.io_KubeadmControlPlane': { v1beta1: ['Healthy', 'Progressing', 'Degraded', 'Suspended'], v1beta2: ['Healthy', 'Progressing', 'Degraded', 'Suspended'] },
     'controlplane.cluster.x-k8s.io_RKE2ControlPlane': { v1beta1: ['Healthy', 'Progressing', 'Degraded', 'Suspended'], v1beta2: ['Healthy', 'Progressing', 'Suspended'] },
   };

@@ -1,7 +1,7 @@
 /**
  * Health as Argo CD assesses it, for the simulated Argo CD: our argocd-cm Lua checks first (the shipped
- * patch, run in a Lua VM), then the few upstream built-in checks our plan meets. The built-ins mirror
- * argo-cd resource_customizations/cluster.x-k8s.io/{MachineDeployment,MachineHealthCheck}/health.lua
+ * patch, run in a Lua VM), then the upstream built-in checks our plan meets that we do not replace. The
+ * built-in mirrors argo-cd resource_customizations/cluster.x-k8s.io/MachineDeployment/health.lua
  * (decision tables in research/argocd-cmp.md §6.2; messages are ours); kinds with no check report
  * nothing, and Argo CD does not wait on them.
  */
@@ -28,18 +28,8 @@ function machineDeployment(obj: Obj): Health {
   return { status: 'Progressing', message: 'Waiting for machines' };
 }
 
-/** Upstream built-in: MachineHealthCheck is healthy when every expected machine is healthy. */
-function machineHealthCheck(obj: Obj): Health {
-  const status = rec(obj.status);
-  if (status.currentHealthy === undefined) return { status: 'Progressing', message: 'MachineHealthCheck is not assessed yet' };
-  return status.expectedMachines === status.currentHealthy
-    ? { status: 'Healthy', message: 'All machines are healthy' }
-    : { status: 'Degraded', message: 'Some machines are unhealthy' };
-}
-
 const BUILT_IN: Readonly<Record<string, (obj: Obj) => Health>> = {
   'cluster.x-k8s.io/MachineDeployment': machineDeployment,
-  'cluster.x-k8s.io/MachineHealthCheck': machineHealthCheck,
 };
 
 /** argocd-cm customizations take precedence over built-ins, as in Argo CD's lookup order. */
