@@ -48,11 +48,11 @@ if remediation == nil and status.deprecated ~= nil and status.deprecated.v1beta1
   remediation = find(status.deprecated.v1beta1.conditions, "RemediationAllowed")
 end
 if remediation ~= nil and remediation.status == "False" then
-  local why = remediation.message
-  if why == nil or why == "" then
-    why = remediation.reason or "too many unhealthy Machines"
+  -- CAPI's message already says why ("Remediation is not allowed, the number of ... exceeds ...").
+  if remediation.message ~= nil and remediation.message ~= "" then
+    return { status = "Degraded", message = remediation.message }
   end
-  return { status = "Degraded", message = "Remediation is not allowed: " .. why }
+  return { status = "Degraded", message = "Remediation is not allowed: " .. (remediation.reason or "too many unhealthy Machines") }
 end
 
 local expected = status.expectedMachines or 0
