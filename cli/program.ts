@@ -9,6 +9,10 @@ import { renderDocuments, writeClusterFiles, type RenderFormat } from './render.
 import { formatPlans, planSummaries } from './plan.js';
 import { registerCmpCommands } from '../plugin/commands.js';
 import { registerSimCommands } from './sim.js';
+import { registerAgentCommands } from '../agent/commands.js';
+import { registerSidecarCommands } from '../sidecar/commands.js';
+import { FLUX } from '../core/flavor/flux.js';
+import { renderFlux } from '../sidecar/render-flux.js';
 
 export function buildProgram(io: Streams, setExit: (code: number) => void): Command {
   const program = new Command('lattice')
@@ -40,12 +44,17 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
     .argument('<paths...>', 'spec files or directories (walked recursively for *.yaml, *.yml)')
     .addOption(new Option('--format <format>', 'output format: a YAML stream, or a JSON v1 List (parses the output: slower)').choices(['yaml', 'json']).default('yaml'))
     .option('--verify', 'parse every rendered document and check it against the plan', false)
-    .option('--out-dir <dir>', 'write one <cluster>.yaml per cluster into this directory instead of stdout')
+    .option('--out-dir <dir>', 'write one <cluster>.yaml per cluster into this directory instead of stdout (flux: the artifacts\' trees, <dir>/<artifact>/<path>)')
+    .addOption(new Option('--flavor <flavor>', 'plain: the Cluster API objects; flux: the Flux sidecar\'s artifacts, each document after a "# file: <artifact>/<path>" comment').choices(['plain', 'flux']).default('plain'))
+    .option('--namespace <namespace>', 'flux: namespace of the Kustomizations, chart sources and HelmReleases', FLUX.namespace)
     .addOption(new Option('-o, --output <format>', 'error report format').choices(['human', 'json']).default('human'))
-    .action((paths: string[], opts: { format: RenderFormat; verify: boolean; output: OutputFormat; outDir?: string }) => {
+    .action((paths: string[], opts: { format: RenderFormat; verify: boolean; output: OutputFormat; outDir?: string; flavor: 'plain' | 'flux'; namespace: string }) => {
       const { result } = loadSpecs(paths);
       if (!result.ok) return setExit(reportIssues(result.issues, opts.output, io));
       const renderer = specRenderer();
+      if (opts.flavor === 'flux') {
+        return setExit(renderFlux(renderer, result.value, { format: opts.format, verify: opts.verify, flux: { namespace: opts.namespace }, ...(opts.outDir ? { outDir: opts.outDir } : {}) }, io));
+      }
       const rendered = result.value.clusters.map((c) => ({ cluster: c.object.metadata.name, docs: renderer.renderCluster(c.object) }));
       const options = { format: opts.format, verify: opts.verify };
       setExit(opts.outDir ? writeClusterFiles(rendered, opts.outDir, options, io) : renderDocuments(rendered.flatMap((r) => r.docs), options, io));
@@ -66,6 +75,8 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
 
   registerCmpCommands(program, io, setExit);
   registerSimCommands(program, io, setExit);
+  registerAgentCommands(program, io, setExit);
+  registerSidecarCommands(program, io, setExit);
   return program;
 }
 
