@@ -22,7 +22,9 @@ export function loadCrds(root = packageRoot()): unknown[] {
     .filter((f) => f.endsWith('.yaml'))
     .sort()
     // Our own files: anchors are used on purpose (CRD schemas cannot $ref), so no alias limit here.
-    .map((f) => parse(readFileSync(join(dir, f), 'utf8'), { maxAliasCount: -1 }) as unknown);
+    .map((f) => parse(readFileSync(join(dir, f), 'utf8'), { maxAliasCount: -1 }) as unknown)
+    // crds/ also holds the kustomization that installs them.
+    .filter((doc) => typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'CustomResourceDefinition');
 }
 
 /** Every file under templates/, by path relative to it (the nunjucks sources and versions.yaml). */

@@ -11,6 +11,7 @@ import { registerCmpCommands } from '../plugin/commands.js';
 import { registerSimCommands } from './sim.js';
 import { registerAgentCommands } from '../agent/commands.js';
 import { registerSidecarCommands } from '../sidecar/commands.js';
+import { registerControllerCommands } from '../controller/commands.js';
 import { FLUX } from '../core/flavor/flux.js';
 import { renderFlux } from '../sidecar/render-flux.js';
 
@@ -77,6 +78,7 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
   registerSimCommands(program, io, setExit);
   registerAgentCommands(program, io, setExit);
   registerSidecarCommands(program, io, setExit);
+  registerControllerCommands(program, io, setExit);
   return program;
 }
 

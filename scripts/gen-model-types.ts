@@ -3,12 +3,12 @@
  * The model is what `core` returns after defaulting, so a property with a schema default is required in it.
  * A test regenerates the file and fails if the committed copy is stale.
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { compile } from 'json-schema-to-typescript';
-import { parse } from 'yaml';
 import { structuralToJsonSchema, type SchemaNode } from '../core/spec/openapi.js';
+import { loadCrds } from '../cli/assets.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const GENERATED_PATH = join(root, 'core/spec/model.generated.ts');
@@ -71,8 +71,8 @@ function decorate(node: SchemaNode, path: string, titles: Record<string, string>
 /** Renders the TypeScript source for every kind in crds/. */
 export async function generateModelTypes(): Promise<string> {
   const parts: string[] = [];
-  for (const file of readdirSync(join(root, 'crds')).filter((f) => f.endsWith('.yaml')).sort()) {
-    const crd = parse(readFileSync(join(root, 'crds', file), 'utf8')) as { spec: { names: { kind: string }; versions: { schema: { openAPIV3Schema: SchemaNode } }[] } };
+  for (const doc of loadCrds(root)) {
+    const crd = doc as { spec: { names: { kind: string }; versions: { schema: { openAPIV3Schema: SchemaNode } }[] } };
     const kind = crd.spec.names.kind;
     const version = crd.spec.versions[0];
     if (!version) continue;

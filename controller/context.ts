@@ -1,0 +1,154 @@
+/**
+ * What every reconcile step shares: the injected dependencies, the context a reconcile fills in, and the
+ * helpers that turn Kubernetes failures into LatticeErrors and write the Secrets the controller owns.
+ */
+import type { Logger } from 'pino';
+import { asLatticeError, stalling, transient, waiting, LatticeError } from '../core/errors.js';
+import { isRecord } from '../core/data.js';
+import type { Renderer } from '../core/render/render.js';
+import type { LatticeCluster } from '../core/spec/model.js';
+import type { SpecValidator } from '../core/spec/validate.js';
+import type { CapiClusterFacts, PoolFacts } from './capi.js';
+import type { ControllerConfig } from './config.js';
+import type { ClusterEvent, EventSink } from './events.js';
+import { isKubeError, KubeError, type KObject, type Kube, type SecretObject } from './kube.js';
+import type { ControllerMetrics } from './metrics.js';
+import type { Outcome } from './outcome.js';
+import { isOurs, secretMatches } from './registration.js';
+import { CONTROLLER_MANAGER, LABEL, NAMES, NAMESPACE, SECRET, type ClusterResources } from './resources.js';
+import { decodeState, EMPTY_STATE, stateSecret, type ClusterState } from './state.js';
+import type { DesiredCondition } from './conditions.js';
+
+/** What a reconcile needs; all of it injected. */
+export interface ReconcileDeps {
+  readonly kube: Kube;
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly config: ControllerConfig;
+  readonly validator: SpecValidator;
+  readonly renderer: Renderer;
+  readonly resources: ClusterResources;
+  readonly events: EventSink;
+  readonly metrics?: ControllerMetrics;
+  /** M7 plugs the agent's connection state in here; until then no agent is ever connected. */
+  readonly agent?: (cluster: string) => { readonly connected: boolean; readonly message?: string };
+  /** Every LatticeCluster known (the watch cache): the `--self` cluster's childrenHealth. */
+  readonly clusters?: () => readonly KObject[];
+  /**
+   * Validation results by input: a settled cluster is reconciled again and again with the same spec, and
+   * validating (parse with positions, schema, rules) is the costliest pure step of a reconcile.
+   */
+  readonly validations?: ValidationCache;
+}
+
+export interface ReconcileResult extends Pick<Outcome, 'requeueAfterMs' | 'retry'> {
+  readonly result: Outcome['result'] | 'gone';
+  readonly phase?: string;
+  readonly statusWritten: boolean;
+}
+
+/** Mutable state of one reconcile, filled by the steps. */
+export interface Ctx {
+  readonly name: string;
+  lc: KObject;
+  readonly generation: number;
+  readonly statusBefore: unknown;
+  readonly namespace: string;
+  readonly self: boolean;
+  provider?: KObject;
+  model?: LatticeCluster;
+  accepted: boolean;
+  state?: ClusterState;
+  capiExists?: boolean;
+  capi?: CapiClusterFacts;
+  pools?: PoolFacts;
+  failure?: { reason: string; message: string };
+  timeoutText?: string;
+  stage?: DesiredCondition[];
+  deletion?: { protected: boolean; unpivoting: boolean };
+  /** Set by the deletion steps once everything is gone: remove the finalizer instead of writing status. */
+  finished?: boolean;
+}
+
+export type Step = (ctx: Ctx, deps: ReconcileDeps) => Promise<void>;
+
+export const rec = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {});
+export const secretOf = (o: KObject | undefined): SecretObject | undefined => o as SecretObject | undefined;
+export const b64decode = (v: string) => Buffer.from(v, 'base64').toString('utf8');
+
+/** Turns any failure of a Kubernetes call into a LatticeError with a message safe for conditions. */
+export function kubeFailure(e: unknown, what: string): LatticeError {
+  if (e instanceof LatticeError) return e;
+  if (e instanceof KubeError) {
+    if (e.code === 409) return transient('Conflict', `${what}: the object changed meanwhile; retrying`, e);
+    if (e.code === 403) return transient('Forbidden', `${what}: forbidden (check the controller's RBAC)`, e);
+    if (e.reason === 'NotServed') return waiting('ResourceNotServed', `${what}: the API server does not serve this resource (is its CRD installed?)`, e);
+    return transient('ApiError', `${what}: the API server answered ${e.code} ${e.reason}`, e);
+  }
+  return asLatticeError(e, 'ApiUnavailable');
+}
+
+export async function guarded<T>(what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw kubeFailure(e, what);
+  }
+}
+
+/** Results of `validator.validate`, by input text (see ReconcileDeps.validations). */
+export type ValidationCache = Map<string, ReturnType<SpecValidator['validate']>>;
+
+export async function namespaceExists(ctx: Ctx, deps: ReconcileDeps, namespace: string): Promise<void> {
+  const ns = await guarded(`reading Namespace ${namespace}`, () => deps.kube.get(NAMESPACE, namespace));
+  if (!ns || ns.metadata.deletionTimestamp) {
+    throw waiting('NamespaceNotFound', `Namespace ${namespace} does not exist yet (the GitOps engine creates it with the cluster)`);
+  }
+}
+
+/** Creates or updates a Secret the controller owns; returns what it did. Refuses to touch anyone else's. */
+export async function applySecret(deps: ReconcileDeps, desired: SecretObject, what: string): Promise<'created' | 'updated' | 'unchanged'> {
+  const { name } = desired.metadata;
+  const namespace = desired.metadata.namespace ?? '';
+  const live = secretOf(await guarded(`reading ${what}`, () => deps.kube.get(SECRET, name, namespace)));
+  if (!live) {
+    try {
+      await deps.kube.create(SECRET, desired);
+    } catch (e) {
+      // Creating in a namespace that does not exist is a 404 (Argo CD or Flux not installed yet, say).
+      if (isKubeError(e, 404)) throw waiting('NamespaceNotFound', `cannot create ${what}: Namespace ${namespace} does not exist`, e);
+      throw kubeFailure(e, `creating ${what}`);
+    }
+    return 'created';
+  }
+  if (!isOurs(live)) {
+    throw stalling('SecretConflict', `${what} exists and is not managed by Lattice (label ${LABEL.managedBy}: ${CONTROLLER_MANAGER}); delete or rename it`);
+  }
+  if (secretMatches(live, desired)) return 'unchanged';
+  if ((live.type ?? 'Opaque') !== (desired.type ?? 'Opaque')) {
+    // A Secret's type is immutable: replace the object.
+    await guarded(`replacing ${what}`, async () => {
+      await deps.kube.remove(SECRET, name, namespace);
+      await deps.kube.create(SECRET, desired);
+    });
+    return 'updated';
+  }
+  await guarded(`updating ${what}`, () => deps.kube.replace(SECRET, { ...desired, metadata: { ...desired.metadata, resourceVersion: live.metadata.resourceVersion } }));
+  return 'updated';
+}
+
+export async function event(ctx: Ctx, deps: ReconcileDeps, e: ClusterEvent): Promise<void> {
+  await deps.events.record(ctx.lc, e);
+}
+
+export async function readState(ctx: Ctx, deps: ReconcileDeps): Promise<{ state: ClusterState; live?: SecretObject }> {
+  const live = secretOf(await guarded(`reading Secret ${ctx.namespace}/${NAMES.stateSecret}`, () => deps.kube.get(SECRET, NAMES.stateSecret, ctx.namespace)));
+  return live ? { state: decodeState(live.data), live } : { state: EMPTY_STATE };
+}
+
+/** Writes the state Secret when the markers changed (M7/M8 write their markers through this too). */
+export async function writeState(deps: ReconcileDeps, cluster: string, state: ClusterState): Promise<void> {
+  const desired = stateSecret(cluster, state);
+  await applySecret(deps, desired, `Secret ${desired.metadata.namespace ?? ''}/${desired.metadata.name}`);
+}
+

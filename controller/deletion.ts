@@ -1,0 +1,87 @@
+/**
+ * Deleting a LatticeCluster (DESIGN §7, a cluster that never pivoted is simply deleted through Cluster API):
+ * the steps run while deletionTimestamp is set, and the finalizer removal once they are all done.
+ */
+import { waiting, LatticeError } from '../core/errors.js';
+import { clusterFacts } from './capi.js';
+import { isKubeError } from './kube.js';
+import { isOurs } from './registration.js';
+import { ANNOTATION, FINALIZER, LABEL, LATTICE_CLUSTER, NAMES, NAMESPACE, SECRET } from './resources.js';
+import { EMPTY_STATE } from './state.js';
+import { removeRegistration } from './steps.js';
+import { event, guarded, kubeFailure, readState, rec, secretOf, type Ctx, type ReconcileDeps, type ReconcileResult, type Step } from './context.js';
+
+/** The deletion steps, in order (reconcile.ts lists what each does). */
+export const deleteSteps: readonly Step[] = [
+  async function protection(ctx) {
+    // Deletion is this generation's spec: observed, whatever it waits for.
+    ctx.accepted = true;
+    const annotation = ctx.lc.metadata.annotations?.[ANNOTATION.deletionProtection];
+    if (annotation === 'true') {
+      ctx.deletion = { protected: true, unpivoting: false };
+      return;
+    }
+    ctx.deletion = { protected: false, unpivoting: false };
+  },
+  async function markers(ctx, deps) {
+    if (ctx.deletion?.protected) return;
+    const ns = await guarded(`reading Namespace ${ctx.namespace}`, () => deps.kube.get(NAMESPACE, ctx.namespace));
+    ctx.state = ns ? (await readState(ctx, deps)).state : EMPTY_STATE;
+    if (ctx.state.pivotComplete && !ctx.state.unpivotImportComplete) {
+      // DESIGN §7 unpivot: the child holds the live CAPI objects; they must come back before teardown (M8).
+      ctx.deletion = { protected: false, unpivoting: true };
+      throw waiting('UnpivotNotAvailable', 'the cluster manages itself; its Cluster API objects must be unpivoted back before it can be deleted, which this version cannot do yet');
+    }
+  },
+  async function teardown(ctx, deps) {
+    if (ctx.deletion?.protected || ctx.self) return;
+    const r = deps.resources.capiCluster;
+    const name = NAMES.capiCluster(ctx.name);
+    const id = `Cluster ${ctx.namespace}/${name}`;
+    const cluster = await guarded(`reading ${id}`, () => deps.kube.get(r, name, ctx.namespace)).catch((e: unknown) => {
+      // No CAPI installed at all: nothing to tear down.
+      if (e instanceof LatticeError && e.code === 'ResourceNotServed') return undefined;
+      throw e;
+    });
+    if (!cluster) return;
+    if (!cluster.metadata.deletionTimestamp) {
+      await guarded(`deleting ${id}`, () => deps.kube.remove(r, name, ctx.namespace));
+      deps.log.info({ cluster: ctx.name }, 'cluster api cluster deletion started');
+      await event(ctx, deps, { type: 'Normal', reason: 'DeletionStarted', message: `${id} deleted: Cluster API tears the infrastructure down` });
+    }
+    const facts = clusterFacts(cluster);
+    const phase = facts.phase ? ` (Cluster phase ${facts.phase})` : '';
+    throw waiting('WaitingForClusterDeletion', `waiting for Cluster API to delete ${id}${phase}`);
+  },
+  async function cleanup(ctx, deps) {
+    if (ctx.deletion?.protected) return;
+    await removeRegistration(deps, ctx.name);
+    const ref = rec(ctx.lc.spec).providerRef;
+    const owned = [NAMES.stateSecret, ...(typeof ref === 'string' ? [NAMES.credentialsSecret(ref)] : [])];
+    for (const name of owned) {
+      const live = secretOf(await guarded(`reading Secret ${ctx.namespace}/${name}`, () => deps.kube.get(SECRET, name, ctx.namespace)));
+      if (live && isOurs(live) && live.metadata.labels?.[LABEL.cluster] === ctx.name) {
+        await guarded(`deleting Secret ${ctx.namespace}/${name}`, () => deps.kube.remove(SECRET, name, ctx.namespace));
+      }
+    }
+    ctx.finished = true;
+  },
+];
+
+/** Everything is torn down: drop the finalizer (the object then goes). Status is not written any more. */
+export async function finishDeletion(ctx: Ctx, deps: ReconcileDeps): Promise<ReconcileResult> {
+  const finalizers = (ctx.lc.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+  try {
+    if (finalizers.length !== (ctx.lc.metadata.finalizers ?? []).length) {
+      await deps.kube.mergePatch(LATTICE_CLUSTER, ctx.name, undefined, { metadata: { resourceVersion: ctx.lc.metadata.resourceVersion, finalizers } });
+      deps.log.info({ cluster: ctx.name }, 'cluster deleted; finalizer removed');
+      await event(ctx, deps, { type: 'Normal', reason: 'Deleted', message: ctx.self ? 'the registration of this parent cluster is removed; nothing was torn down' : 'the cluster is torn down and its registration removed' });
+    }
+  } catch (e) {
+    if (isKubeError(e, 404)) return { result: 'gone', retry: false, statusWritten: false };
+    deps.log.warn({ cluster: ctx.name, err: kubeFailure(e, 'removing the finalizer').message }, 'finalizer not removed; retrying');
+    return { result: 'error', retry: true, statusWritten: false };
+  }
+  return { result: 'gone', retry: false, statusWritten: false };
+}
+

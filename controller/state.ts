@@ -1,0 +1,82 @@
+/**
+ * The durable per-cluster state Secret `capi-X/lattice-state` (DESIGN §5): markers that must survive a
+ * lost or rewritten status, so the controller never re-provisions or re-pivots a cluster. Status mirrors
+ * them; this Secret is the truth. M8 (pivot) sets `pivotComplete` and `unpivotImportComplete`, M7 (agent
+ * bootstrap) `bootstrapComplete` and the token hash; M6 uses it for the provisioning clock.
+ *
+ * Encoding is deliberately boring: one data key per marker, booleans as "true", absent means false, so
+ * the Secret can be read and repaired with kubectl.
+ */
+import type { SecretObject } from './kube.js';
+import { CONTROLLER_MANAGER, LABEL, NAMES } from './resources.js';
+
+/** The markers, decoded. */
+export interface ClusterState {
+  readonly pivotComplete: boolean;
+  readonly unpivotImportComplete: boolean;
+  readonly bootstrapComplete: boolean;
+  /** sha256 (hex) of the one-time bootstrap token; the token itself is never stored. */
+  readonly bootstrapTokenSha256?: string;
+  /** When the controller first saw this generation's CAPI Cluster without ready infrastructure. */
+  readonly provisioning?: { readonly since: string; readonly generation: number };
+}
+
+/** Data keys of the state Secret. */
+export const STATE_KEY = {
+  pivotComplete: 'pivot-complete',
+  unpivotImportComplete: 'unpivot-import-complete',
+  bootstrapComplete: 'bootstrap-complete',
+  bootstrapTokenSha256: 'bootstrap-token-sha256',
+  provisioningSince: 'provisioning-since',
+  provisioningGeneration: 'provisioning-generation',
+} as const;
+
+export const EMPTY_STATE: ClusterState = { pivotComplete: false, unpivotImportComplete: false, bootstrapComplete: false };
+
+const decode = (v: string | undefined): string | undefined => (v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8'));
+const encode = (v: string): string => Buffer.from(v, 'utf8').toString('base64');
+
+/** Reads the markers from the Secret's data (unknown keys are ignored, missing ones are false). */
+export function decodeState(data: Readonly<Record<string, string>> | undefined): ClusterState {
+  const get = (k: string) => decode(data?.[k]);
+  const since = get(STATE_KEY.provisioningSince);
+  const generation = Number(get(STATE_KEY.provisioningGeneration));
+  const hash = get(STATE_KEY.bootstrapTokenSha256);
+  return {
+    pivotComplete: get(STATE_KEY.pivotComplete) === 'true',
+    unpivotImportComplete: get(STATE_KEY.unpivotImportComplete) === 'true',
+    bootstrapComplete: get(STATE_KEY.bootstrapComplete) === 'true',
+    ...(hash && /^[0-9a-f]{64}$/.test(hash) ? { bootstrapTokenSha256: hash } : {}),
+    ...(since && Number.isInteger(generation) && !Number.isNaN(Date.parse(since)) ? { provisioning: { since, generation } } : {}),
+  };
+}
+
+/** The Secret's data for a state: only markers that are set, so an empty state is an empty Secret. */
+export function encodeState(state: ClusterState): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (state.pivotComplete) out[STATE_KEY.pivotComplete] = encode('true');
+  if (state.unpivotImportComplete) out[STATE_KEY.unpivotImportComplete] = encode('true');
+  if (state.bootstrapComplete) out[STATE_KEY.bootstrapComplete] = encode('true');
+  if (state.bootstrapTokenSha256) out[STATE_KEY.bootstrapTokenSha256] = encode(state.bootstrapTokenSha256);
+  if (state.provisioning) {
+    out[STATE_KEY.provisioningSince] = encode(state.provisioning.since);
+    out[STATE_KEY.provisioningGeneration] = encode(String(state.provisioning.generation));
+  }
+  return out;
+}
+
+/** The state Secret of a cluster. */
+export function stateSecret(cluster: string, state: ClusterState): SecretObject {
+  return {
+    metadata: {
+      name: NAMES.stateSecret,
+      namespace: NAMES.namespace(cluster),
+      labels: { [LABEL.managedBy]: CONTROLLER_MANAGER, [LABEL.cluster]: cluster },
+    },
+    type: 'Opaque',
+    data: encodeState(state),
+  };
+}
+
+/** Whether two states encode the same (then nothing is written). */
+export const sameState = (a: ClusterState, b: ClusterState): boolean => JSON.stringify(encodeState(a)) === JSON.stringify(encodeState(b));
