@@ -5,16 +5,19 @@
  * health and metrics server listens on --host:--port until SIGINT or SIGTERM, then the controller stops
  * its work, releases its Lease and exits 0.
  */
+import { cellIntegration, stateSecretTokenStore, type AgentIntegration } from './agents.js';
+import { startCell, type Cell } from './cell/cell.js';
+import { createKube } from './kube.js';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { specRenderer, specValidator } from '../cli/load.js';
 import { ExitCode, type Streams } from '../cli/report.js';
 import { createControllerApp } from './app.js';
 import { loadControllerConfig, SETTINGS, type ControllerConfig } from './config.js';
-import { Controller } from './controller.js';
+import { Controller, FIELD_MANAGER } from './controller.js';
 
 export interface ControllerCommandDeps {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -72,7 +75,19 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
       return fail([`cannot load the kubeconfig: ${(e as NodeJS.ErrnoException).code ?? 'unreadable or invalid'}`]);
     }
     const log = pino({ level: config.logLevel, base: { component: 'lattice-controller' } }, { write: (s: string) => io.stderr.write(s) });
-    const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer() });
+    // The cell serves agents and bootstrap requests; its token store is the clusters' state Secrets.
+    let cell: Cell | undefined;
+    let agents: AgentIntegration | undefined;
+    if (config.cellHost) {
+      const tokens = stateSecretTokenStore({ kube: createKube(kubeConfig, { fieldManager: FIELD_MANAGER }) });
+      try {
+        cell = await startCell({ core: kubeConfig.makeApiClient(CoreV1Api), hosts: [config.cellHost], tokens, grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }) });
+      } catch (e) {
+        return fail([`cannot start the cell: ${e instanceof Error ? e.message : 'error'}`]);
+      }
+      agents = cellIntegration(cell, { host: config.cellHost, tokens });
+    }
+    const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(agents ? { agents } : {}) });
     const app = createControllerApp({ health: () => controller.health(), registry: controller.metrics.registry, beforeScrape: () => controller.refreshMetrics() });
     let server: Server;
     try {
@@ -90,6 +105,7 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
     await (d.waitForShutdown ?? untilSignal)();
     log.info({}, 'shutting down');
     await controller.stop();
+    await cell?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     log.info({}, 'stopped');
     setExit(ExitCode.OK);

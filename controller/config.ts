@@ -46,6 +46,15 @@ export interface ControllerConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
+  /**
+   * The address children dial (DNS name or IP, in the cell's serving certificate): set, the controller runs
+   * the cell (bootstrap endpoint and agent gRPC stream) and delivers bootstrap tokens; unset, it does not.
+   */
+  readonly cellHost?: string;
+  readonly grpcPort: number;
+  readonly bootstrapPort: number;
+  /** How often agents send heartbeats; an agent silent for 3 intervals is disconnected. */
+  readonly heartbeatIntervalMs: number;
 }
 
 /** One setting: flag name, env variable, default, and how to read it. */
@@ -83,6 +92,10 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'host', env: 'LATTICE_HOST', help: 'address of the health and metrics server', default: '0.0.0.0' },
   { flag: 'port', env: 'LATTICE_PORT', help: 'port of the health and metrics server (/healthz, /readyz, /metrics)', default: '8080' },
   { flag: 'log-level', env: 'LATTICE_LOG_LEVEL', help: 'log level: fatal, error, warn, info, debug, trace', default: 'info' },
+  { flag: 'cell-host', env: 'LATTICE_CELL_HOST', help: 'address children dial to reach the cell (enables the cell: agent bootstrap and gRPC); usually the parent spec\'s parentConfig.host' },
+  { flag: 'grpc-port', env: 'LATTICE_GRPC_PORT', help: 'port of the cell\'s agent gRPC stream (mutual TLS)', default: '50051' },
+  { flag: 'bootstrap-port', env: 'LATTICE_BOOTSTRAP_PORT', help: 'port of the cell\'s HTTPS bootstrap endpoint', default: '8443' },
+  { flag: 'heartbeat-interval', env: 'LATTICE_HEARTBEAT_INTERVAL', help: 'agent heartbeat interval; 3 missed ones mark the agent disconnected', default: '10s' },
 ];
 
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -157,6 +170,8 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
   if (!LEVELS.includes(logLevel)) bad('log-level', LEVELS.join(', '));
   const host = text('host') ?? '';
   if (host === '' || /\s/.test(host)) bad('host', 'an address to listen on');
+  const cellHost = text('cell-host');
+  if (cellHost !== undefined && !/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9a-fA-F:.]+)$/.test(cellHost)) bad('cell-host', 'a DNS name or an IP address');
   const baseIdentity = text('identity') ?? env.POD_NAME ?? env.HOSTNAME ?? 'lattice-controller';
   const config: ControllerConfig = {
     ...(text('kubeconfig') ? { kubeconfig: text('kubeconfig') } : {}),
@@ -185,6 +200,10 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
     host,
     port: integer('port', 0, 65535),
     logLevel,
+    ...(cellHost ? { cellHost } : {}),
+    grpcPort: integer('grpc-port', 0, 65535),
+    bootstrapPort: integer('bootstrap-port', 0, 65535),
+    heartbeatIntervalMs: duration('heartbeat-interval'),
   };
   // client-go's rules: the lease must outlive the renew deadline, which must outlive a retry period.
   if (errors.length === 0 && !(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs)) {

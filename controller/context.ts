@@ -16,8 +16,10 @@ import type { ControllerMetrics } from './metrics.js';
 import type { Outcome } from './outcome.js';
 import { isOurs, secretMatches } from './registration.js';
 import { CONTROLLER_MANAGER, LABEL, NAMES, NAMESPACE, SECRET, type ClusterResources } from './resources.js';
-import { decodeState, EMPTY_STATE, stateSecret, type ClusterState } from './state.js';
+import { decodeState, EMPTY_STATE, sameState, stateSecret, type ClusterState } from './state.js';
 import type { DesiredCondition } from './conditions.js';
+import type { AgentIntegration } from './agents.js';
+import type { AgentInfo } from './cell/server.js';
 
 /** What a reconcile needs; all of it injected. */
 export interface ReconcileDeps {
@@ -30,8 +32,10 @@ export interface ReconcileDeps {
   readonly resources: ClusterResources;
   readonly events: EventSink;
   readonly metrics?: ControllerMetrics;
-  /** M7 plugs the agent's connection state in here; until then no agent is ever connected. */
+  /** The agent's connection state per cluster, when no cell is wired (tests of the stage conditions). */
   readonly agent?: (cluster: string) => { readonly connected: boolean; readonly message?: string };
+  /** The cell (M7): token store, bootstrap delivery, the agents' connections. */
+  readonly agents?: AgentIntegration;
   /** Every LatticeCluster known (the watch cache): the `--self` cluster's childrenHealth. */
   readonly clusters?: () => readonly KObject[];
   /**
@@ -66,6 +70,8 @@ export interface Ctx {
   timeoutText?: string;
   stage?: DesiredCondition[];
   deletion?: { protected: boolean; unpivoting: boolean };
+  /** The cell's view of this cluster's agent (observeAgent). */
+  agentInfo?: AgentInfo;
   /** Set by the deletion steps once everything is gone: remove the finalizer instead of writing status. */
   finished?: boolean;
 }
@@ -141,14 +147,41 @@ export async function event(ctx: Ctx, deps: ReconcileDeps, e: ClusterEvent): Pro
   await deps.events.record(ctx.lc, e);
 }
 
+/** The markers of a cluster as stored now (empty when the state Secret does not exist). */
+export async function readStateOf(deps: Pick<ReconcileDeps, 'kube'>, cluster: string): Promise<ClusterState> {
+  const namespace = NAMES.namespace(cluster);
+  const live = secretOf(await guarded(`reading Secret ${namespace}/${NAMES.stateSecret}`, () => deps.kube.get(SECRET, NAMES.stateSecret, namespace)));
+  return live ? decodeState(live.data) : EMPTY_STATE;
+}
+
 export async function readState(ctx: Ctx, deps: ReconcileDeps): Promise<{ state: ClusterState; live?: SecretObject }> {
   const live = secretOf(await guarded(`reading Secret ${ctx.namespace}/${NAMES.stateSecret}`, () => deps.kube.get(SECRET, NAMES.stateSecret, ctx.namespace)));
   return live ? { state: decodeState(live.data), live } : { state: EMPTY_STATE };
 }
 
-/** Writes the state Secret when the markers changed (M7/M8 write their markers through this too). */
-export async function writeState(deps: ReconcileDeps, cluster: string, state: ClusterState): Promise<void> {
-  const desired = stateSecret(cluster, state);
-  await applySecret(deps, desired, `Secret ${desired.metadata.namespace ?? ''}/${desired.metadata.name}`);
+/**
+ * Changes the state Secret: `change` applies to the markers as they are now (read here), and the write is
+ * conditional on that read, so concurrent writers (the reconcile, the cell's token store) never lose each
+ * other's markers: a conflict is a transient error and the caller retries. Returns the new state.
+ */
+export async function writeState(deps: Pick<ReconcileDeps, 'kube'>, cluster: string, change: Partial<ClusterState> | ((current: ClusterState) => ClusterState)): Promise<ClusterState> {
+  const namespace = NAMES.namespace(cluster);
+  const id = `Secret ${namespace}/${NAMES.stateSecret}`;
+  const live = secretOf(await guarded(`reading ${id}`, () => deps.kube.get(SECRET, NAMES.stateSecret, namespace)));
+  const current = live ? decodeState(live.data) : EMPTY_STATE;
+  const next = typeof change === 'function' ? change(current) : { ...current, ...change };
+  if (live && sameState(current, next)) return current;
+  const desired = stateSecret(cluster, next);
+  if (!live) {
+    try {
+      await deps.kube.create(SECRET, desired);
+    } catch (e) {
+      if (isKubeError(e, 404)) throw waiting('NamespaceNotFound', `cannot create ${id}: Namespace ${namespace} does not exist`, e);
+      throw kubeFailure(e, `creating ${id}`);
+    }
+    return next;
+  }
+  if (!isOurs(live)) throw stalling('SecretConflict', `${id} exists and is not managed by Lattice (label ${LABEL.managedBy}: ${CONTROLLER_MANAGER}); delete or rename it`);
+  await guarded(`updating ${id}`, () => deps.kube.replace(SECRET, { ...desired, metadata: { ...desired.metadata, resourceVersion: live.metadata.resourceVersion } }));
+  return next;
 }
-

@@ -35,8 +35,10 @@ export interface ControllerDeps {
   readonly random?: () => number;
   /** @default a fresh registry */
   readonly metrics?: ControllerMetrics;
-  /** M7: the agent's connection state per cluster. */
+  /** The agent's connection state per cluster, when no cell is wired (tests). */
   readonly agent?: ReconcileDeps['agent'];
+  /** The cell: bootstrap tokens, agent connections (DESIGN §6). */
+  readonly agents?: ReconcileDeps['agents'];
   /** Events sink (tests may capture); @default core/v1 Events in `config.eventNamespace`. */
   readonly events?: EventSink;
   /** Called after every reconcile (tests count them; nothing else should need it). */
@@ -51,6 +53,7 @@ export interface ControllerHealth {
 }
 
 interface Work {
+  readonly unsubscribe?: () => void;
   readonly queue: WorkQueue;
   readonly watches: readonly WatchSupervisor[];
   readonly workers: readonly Promise<void>[];
@@ -88,6 +91,7 @@ export class Controller {
       events: deps.events ?? createEventSink({ kube: this.kube, namespace: config.eventNamespace, component: FIELD_MANAGER, instance: config.identity, now: this.now, log }),
       metrics: this.metrics,
       ...(deps.agent ? { agent: deps.agent } : {}),
+      ...(deps.agents ? { agents: deps.agents } : {}),
       clusters: () => this.watched('latticeclusters'),
       validations: new Map(),
     };
@@ -169,7 +173,9 @@ export class Controller {
     this.watchIndex = new Map(watches.map((w) => [w.spec.name, w]));
     for (const w of watches) w.start();
     const workers = Array.from({ length: config.concurrency }, () => this.worker(queue));
-    this.work = { queue, watches, workers };
+    // An agent connecting or going silent changes AgentConnected: reconcile that cluster now.
+    const unsubscribe = this.deps.agents?.subscribe((cluster) => queue.add(cluster));
+    this.work = { queue, watches, workers, ...(unsubscribe ? { unsubscribe } : {}) };
     log.info({ identity: config.identity, gitops: config.gitops, concurrency: config.concurrency }, 'controller started');
   }
 
@@ -180,6 +186,7 @@ export class Controller {
     this.work = undefined;
     const index = this.watchIndex;
     this.stopping = (async () => {
+      work.unsubscribe?.();
       work.queue.shutDown();
       await Promise.all(work.watches.map((w) => w.stop()));
       await Promise.all(work.workers);

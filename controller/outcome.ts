@@ -56,6 +56,10 @@ export interface Observed {
   readonly childrenHealth?: readonly Record<string, unknown>[];
   /** Deletion in progress (deletionTimestamp set). */
   readonly deletion?: { readonly protected: boolean; readonly unpivoting: boolean };
+  /** The bootstrap token's state (null: none issued); undefined when not observed. */
+  readonly bootstrapToken?: Record<string, string> | null;
+  /** When the cell last heard from the agent. */
+  readonly lastHeartbeat?: Date;
 }
 
 export interface Outcome {
@@ -136,9 +140,8 @@ export function computeOutcome(o: Observed, previousStatus: unknown, config: Con
   carry('pivotComplete', o.markers?.pivotComplete);
   carry('bootstrapComplete', o.markers?.bootstrapComplete);
   carry('unpivotImportComplete', o.markers?.unpivotImportComplete);
-  // Written by the agent integration (M7); kept as they are.
-  carry('bootstrapToken', undefined);
-  carry('lastHeartbeat', undefined);
+  if (o.bootstrapToken !== null) carry('bootstrapToken', o.bootstrapToken);
+  carry('lastHeartbeat', heartbeat(o.lastHeartbeat, previous.lastHeartbeat));
   carry('childrenHealth', o.childrenHealth);
 
   let result: Outcome['result'];
@@ -159,6 +162,20 @@ export function computeOutcome(o: Observed, previousStatus: unknown, config: Con
     requeueAfterMs = ready ? config.resyncIntervalMs : config.progressIntervalMs;
   }
   return { status, phase, result, retry, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
+}
+
+/** See `heartbeat`. */
+export const HEARTBEAT_STATUS_GRANULARITY_MS = 60_000;
+
+/**
+ * status.lastHeartbeat moves at most once per HEARTBEAT_STATUS_GRANULARITY_MS: heartbeats arrive every 10 s
+ * and writing each one would churn the API server (Kubernetes moved node heartbeats to Leases for this).
+ */
+function heartbeat(seen: Date | undefined, recorded: unknown): string | undefined {
+  if (!seen) return undefined;
+  const at = seen.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (typeof recorded === 'string' && seen.getTime() - Date.parse(recorded) < HEARTBEAT_STATUS_GRANULARITY_MS) return recorded;
+  return at;
 }
 
 /** The stage conditions of the previous status, as desired conditions (reused when not observed this time). */

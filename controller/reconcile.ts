@@ -27,9 +27,10 @@ import { LATTICE_CLUSTER, NAMES } from './resources.js';
 import { errorSummary } from './watch.js';
 import { deleteSteps, finishDeletion } from './deletion.js';
 import { removeRegistration, STEPS } from './steps.js';
+import { bootstrapTokenStatus } from './agents.js';
 import { kubeFailure, rec, type Ctx, type ReconcileDeps, type ReconcileResult } from './context.js';
 
-/** childrenHealth of the `--self` cluster: every other LatticeCluster, as far as the parent knows it (M7 adds the agent's view). */
+/** childrenHealth of the `--self` cluster: every other LatticeCluster, as far as the parent knows it with the cell's view of each agent. */
 function childrenHealth(ctx: Ctx, deps: ReconcileDeps): Record<string, unknown>[] | undefined {
   if (!ctx.self || !deps.clusters) return undefined;
   return deps.clusters().filter((c) => c.metadata.name !== ctx.name).map((c) => {
@@ -41,7 +42,9 @@ function childrenHealth(ctx: Ctx, deps: ReconcileDeps): Record<string, unknown>[
     const totalWorkers = pools.reduce((n, p) => n + (typeof p.replicas === 'number' ? p.replicas : typeof p.min === 'number' ? p.min : 0), 0);
     const readyControlPlane = typeof status.readyControlPlane === 'number' ? status.readyControlPlane : 0;
     const readyWorkers = typeof status.readyWorkers === 'number' ? status.readyWorkers : 0;
-    return { name: c.metadata.name, agentState: 'Unknown', readyControlPlane, totalControlPlane, readyNodes: readyControlPlane + readyWorkers, totalNodes: totalControlPlane + totalWorkers };
+    const agent = deps.agents?.agent(c.metadata.name);
+    const agentState = !deps.agents ? 'Unknown' : agent ? 'Connected' : rec(c.status).bootstrapComplete === true ? 'Disconnected' : 'Unknown';
+    return { name: c.metadata.name, agentState, readyControlPlane, totalControlPlane, readyNodes: readyControlPlane + readyWorkers, totalNodes: totalControlPlane + totalWorkers };
   }).sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
@@ -100,6 +103,8 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
     ...(ctx.state ? { markers: { pivotComplete: ctx.state.pivotComplete, unpivotImportComplete: ctx.state.unpivotImportComplete, bootstrapComplete: ctx.state.bootstrapComplete } } : {}),
     ...(childrenHealth(ctx, deps) ? { childrenHealth: childrenHealth(ctx, deps) } : {}),
     ...(ctx.deletion ? { deletion: ctx.deletion } : {}),
+    ...(deps.agents && ctx.state ? { bootstrapToken: bootstrapTokenStatus(ctx.state, deps.now()) ?? null } : {}),
+    ...(ctx.agentInfo?.lastHeartbeat ? { lastHeartbeat: ctx.agentInfo.lastHeartbeat } : {}),
   };
   const outcome = computeOutcome(observed, ctx.statusBefore, deps.config, deps.now());
   const log = deps.log.child({ cluster: name });

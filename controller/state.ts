@@ -15,10 +15,20 @@ export interface ClusterState {
   readonly pivotComplete: boolean;
   readonly unpivotImportComplete: boolean;
   readonly bootstrapComplete: boolean;
-  /** sha256 (hex) of the one-time bootstrap token; the token itself is never stored. */
-  readonly bootstrapTokenSha256?: string;
+  /** The one-time bootstrap token's record (M7): its sha256 only, never the token itself. */
+  readonly bootstrapToken?: BootstrapTokenRecord;
   /** When the controller first saw this generation's CAPI Cluster without ready infrastructure. */
   readonly provisioning?: { readonly since: string; readonly generation: number };
+}
+
+/** The cell's TokenStore record, as the state Secret keeps it (times RFC 3339). */
+export interface BootstrapTokenRecord {
+  readonly sha256: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
+  readonly consumedAt?: string;
+  /** A bootstrap request in flight holds the token (so a failed response does not burn it). */
+  readonly lease?: { readonly id: string; readonly until: string };
 }
 
 /** Data keys of the state Secret. */
@@ -27,6 +37,11 @@ export const STATE_KEY = {
   unpivotImportComplete: 'unpivot-import-complete',
   bootstrapComplete: 'bootstrap-complete',
   bootstrapTokenSha256: 'bootstrap-token-sha256',
+  bootstrapTokenIssuedAt: 'bootstrap-token-issued-at',
+  bootstrapTokenExpiresAt: 'bootstrap-token-expires-at',
+  bootstrapTokenConsumedAt: 'bootstrap-token-consumed-at',
+  bootstrapTokenLease: 'bootstrap-token-lease',
+  bootstrapTokenLeaseUntil: 'bootstrap-token-lease-until',
   provisioningSince: 'provisioning-since',
   provisioningGeneration: 'provisioning-generation',
 } as const;
@@ -42,11 +57,26 @@ export function decodeState(data: Readonly<Record<string, string>> | undefined):
   const since = get(STATE_KEY.provisioningSince);
   const generation = Number(get(STATE_KEY.provisioningGeneration));
   const hash = get(STATE_KEY.bootstrapTokenSha256);
+  const time = (k: string) => {
+    const v = get(k);
+    return v !== undefined && !Number.isNaN(Date.parse(v)) ? v : undefined;
+  };
+  const issuedAt = time(STATE_KEY.bootstrapTokenIssuedAt);
+  const expiresAt = time(STATE_KEY.bootstrapTokenExpiresAt);
+  const consumedAt = time(STATE_KEY.bootstrapTokenConsumedAt);
+  const leaseId = get(STATE_KEY.bootstrapTokenLease);
+  const leaseUntil = time(STATE_KEY.bootstrapTokenLeaseUntil);
   return {
     pivotComplete: get(STATE_KEY.pivotComplete) === 'true',
     unpivotImportComplete: get(STATE_KEY.unpivotImportComplete) === 'true',
     bootstrapComplete: get(STATE_KEY.bootstrapComplete) === 'true',
-    ...(hash && /^[0-9a-f]{64}$/.test(hash) ? { bootstrapTokenSha256: hash } : {}),
+    ...(hash && /^[0-9a-f]{64}$/.test(hash) && issuedAt && expiresAt ? {
+      bootstrapToken: {
+        sha256: hash, issuedAt, expiresAt,
+        ...(consumedAt ? { consumedAt } : {}),
+        ...(leaseId && leaseUntil ? { lease: { id: leaseId, until: leaseUntil } } : {}),
+      },
+    } : {}),
     ...(since && Number.isInteger(generation) && !Number.isNaN(Date.parse(since)) ? { provisioning: { since, generation } } : {}),
   };
 }
@@ -57,7 +87,17 @@ export function encodeState(state: ClusterState): Record<string, string> {
   if (state.pivotComplete) out[STATE_KEY.pivotComplete] = encode('true');
   if (state.unpivotImportComplete) out[STATE_KEY.unpivotImportComplete] = encode('true');
   if (state.bootstrapComplete) out[STATE_KEY.bootstrapComplete] = encode('true');
-  if (state.bootstrapTokenSha256) out[STATE_KEY.bootstrapTokenSha256] = encode(state.bootstrapTokenSha256);
+  const t = state.bootstrapToken;
+  if (t) {
+    out[STATE_KEY.bootstrapTokenSha256] = encode(t.sha256);
+    out[STATE_KEY.bootstrapTokenIssuedAt] = encode(t.issuedAt);
+    out[STATE_KEY.bootstrapTokenExpiresAt] = encode(t.expiresAt);
+    if (t.consumedAt) out[STATE_KEY.bootstrapTokenConsumedAt] = encode(t.consumedAt);
+    if (t.lease) {
+      out[STATE_KEY.bootstrapTokenLease] = encode(t.lease.id);
+      out[STATE_KEY.bootstrapTokenLeaseUntil] = encode(t.lease.until);
+    }
+  }
   if (state.provisioning) {
     out[STATE_KEY.provisioningSince] = encode(state.provisioning.since);
     out[STATE_KEY.provisioningGeneration] = encode(String(state.provisioning.generation));

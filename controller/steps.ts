@@ -12,6 +12,7 @@ import { isKubeError, type KObject, type SecretObject } from './kube.js';
 import { argocdClusterSecret, argocdInClusterSecret, fluxKubeconfigSecret, isOurs, readKubeconfig } from './registration.js';
 import { CONTROLLER_MANAGER, FINALIZER, INFRA_PROVIDER, KUBECONFIG_KEY, LABEL, LATTICE_CLUSTER, NAMES, SECRET } from './resources.js';
 import { applicationHealth, fluxHealth, stageConditions, type GitOpsObject } from './stages.js';
+import { agentConnection, deliverBootstrap, observeAgent } from './agents.js';
 import { applySecret, b64decode, event, guarded, kubeFailure, namespaceExists, readState, rec, secretOf, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
 
 /** Add lattice.dev/unpivot so that deleting the spec waits for the teardown (DESIGN §7). */
@@ -147,8 +148,7 @@ async function ensureAwsIdentity(ctx: Ctx, deps: ReconcileDeps, ref: string): Pr
 const loadState: Step = async (ctx, deps) => {
   await namespaceExists(ctx, deps, ctx.namespace);
   const { state, live } = await readState(ctx, deps);
-  if (!live) await writeState(deps, ctx.name, state);
-  ctx.state = state;
+  ctx.state = live ? state : await writeState(deps, ctx.name, {});
 };
 
 /** Observe the CAPI Cluster, its control plane and MachineDeployments; run the provisioning clock. */
@@ -191,19 +191,16 @@ async function provisioningClock(ctx: Ctx, deps: ReconcileDeps, facts: CapiClust
   const timeout = deps.config.provisioningTimeoutMs;
   if (!state || ctx.deletion) return;
   if (facts.infrastructureReady || timeout === 0) {
-    if (state.provisioning) {
-      const { provisioning: _done, ...rest } = state;
-      await writeState(deps, ctx.name, rest);
-      ctx.state = rest;
-    }
+    if (state.provisioning) ctx.state = await writeState(deps, ctx.name, (s) => {
+      const { provisioning: _done, ...rest } = s;
+      return rest;
+    });
     return;
   }
   if (facts.failure) return;
   const now = deps.now();
   if (state.provisioning?.generation !== ctx.generation) {
-    const next = { ...state, provisioning: { since: now.toISOString(), generation: ctx.generation } };
-    await writeState(deps, ctx.name, next);
-    ctx.state = next;
+    ctx.state = await writeState(deps, ctx.name, { provisioning: { since: now.toISOString(), generation: ctx.generation } });
     return;
   }
   if (now.getTime() - Date.parse(state.provisioning.since) >= timeout) {
@@ -260,7 +257,7 @@ const observeStages: Step = async (ctx, deps) => {
     pools: ctx.pools,
     objects,
     agentObject: agent,
-    agent: deps.agent?.(ctx.name) ?? { connected: false },
+    agent: deps.agents ? agentConnection(ctx.agentInfo) : deps.agent?.(ctx.name) ?? { connected: false },
     pivotComplete: ctx.state?.pivotComplete ?? false,
   });
 };
@@ -312,5 +309,5 @@ export async function removeRegistration(deps: ReconcileDeps, cluster: string): 
   }
 }
 
-export const STEPS: readonly Step[] = [ensureFinalizer, resolveProvider, validateSpec, copyCredentials, loadState, observeCapi, observeStages, register];
+export const STEPS: readonly Step[] = [ensureFinalizer, resolveProvider, validateSpec, copyCredentials, loadState, observeCapi, observeAgent, observeStages, register, deliverBootstrap];
 

@@ -4,6 +4,7 @@
  * with fast intervals; a recorder keeps every LatticeCluster status the server ever held, so the kstatus
  * invariants are checked on all of them after each test, not just on the last.
  */
+import type { AgentIntegration } from './agents.js';
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { specRenderer, specValidator } from '../cli/load.js';
@@ -48,6 +49,8 @@ export interface HarnessOptions {
   readonly config?: Partial<ControllerConfig>;
   readonly now?: () => Date;
   readonly log?: Logger;
+  /** A cell wired in (bootstrap tokens, agent connections). */
+  readonly agents?: AgentIntegration;
 }
 
 export interface Harness {
@@ -70,6 +73,7 @@ export function startHarness(options: HarnessOptions): Harness {
     validator: specValidator(),
     renderer: specRenderer(),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.agents ? { agents: options.agents } : {}),
     onReconciled: (cluster, result) => {
       counts.set(cluster, (counts.get(cluster) ?? 0) + 1);
       results.push({ cluster, result });

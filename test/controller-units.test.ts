@@ -206,9 +206,12 @@ describe('registration', () => {
 
 describe('state Secret', () => {
   it('round-trips the durable markers and leaves absent ones false', () => {
-    const state = { pivotComplete: true, unpivotImportComplete: false, bootstrapComplete: true, bootstrapTokenSha256: 'a'.repeat(64), provisioning: { since: '2026-01-01T00:00:00.000Z', generation: 2 } };
+    const state = { pivotComplete: true, unpivotImportComplete: false, bootstrapComplete: true, bootstrapToken: { sha256: 'a'.repeat(64), issuedAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T01:00:00.000Z', consumedAt: '2026-01-01T00:10:00.000Z', lease: { id: 'l1', until: '2026-01-01T00:00:30.000Z' } }, provisioning: { since: '2026-01-01T00:00:00.000Z', generation: 2 } };
     const data = encodeState(state);
-    expect(Object.keys(data).sort()).toEqual(['bootstrap-complete', 'bootstrap-token-sha256', 'pivot-complete', 'provisioning-generation', 'provisioning-since']);
+    expect(Object.keys(data).sort()).toEqual([
+      'bootstrap-complete', 'bootstrap-token-consumed-at', 'bootstrap-token-expires-at', 'bootstrap-token-issued-at', 'bootstrap-token-lease',
+      'bootstrap-token-lease-until', 'bootstrap-token-sha256', 'pivot-complete', 'provisioning-generation', 'provisioning-since',
+    ]);
     expect(decodeState(data)).toEqual(state);
     expect(decodeState({ 'pivot-complete': b64('yes'), 'bootstrap-token-sha256': b64('not-a-hash') })).toEqual({ pivotComplete: false, unpivotImportComplete: false, bootstrapComplete: false });
   });
