@@ -4,8 +4,9 @@
  * `--kubeconfig`), serves /healthz and /readyz, and runs until SIGTERM/SIGINT, when it closes its stream
  * to the cell cleanly. JSON logs go to stderr; stdout stays empty.
  */
+import { untilSignal, parsePort, LOG_LEVELS } from '../cli/process.js';
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ExitCode, type Streams } from '../cli/report.js';
@@ -24,26 +25,6 @@ export interface AgentCommandDeps {
   readonly onStarted?: (info: { probePort: number }) => void;
 }
 
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
-function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('must be a TCP port number (0-65535; 0 picks a free port)');
-  return n;
-}
-
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
 interface AgentCliOptions {
   config: string;
   kubeconfig?: string;
@@ -59,9 +40,9 @@ export function registerAgentCommands(program: Command, io: Streams, setExit: (c
     .requiredOption('--config <file>', 'the agent config.json (cluster, heartbeatSeconds, bootstrapSecret, identitySecret)')
     .option('--kubeconfig <file>', 'talk to the cluster through this kubeconfig instead of the in-cluster service account')
     .option('--probe-port <n>', 'port of /healthz and /readyz', parsePort, 8080)
-    .option('--log-level <level>', `log level for the JSON logs on stderr (${LEVELS.join(', ')})`, 'info')
+    .option('--log-level <level>', `log level for the JSON logs on stderr (${LOG_LEVELS.join(', ')})`, 'info')
     .action(async (opts: AgentCliOptions) => {
-      if (!LEVELS.includes(opts.logLevel)) {
+      if (!LOG_LEVELS.includes(opts.logLevel)) {
         io.stderr.write(`lattice agent: unknown log level ${JSON.stringify(opts.logLevel)}\n`);
         return setExit(ExitCode.USAGE);
       }

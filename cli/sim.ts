@@ -3,8 +3,9 @@
  * Kubernetes API server (sim/apiserver) over plain HTTP on 127.0.0.1 until SIGINT or SIGTERM, for any
  * Kubernetes client, kubectl included. The URL and a usage hint go to stderr; stdout stays empty.
  */
+import { untilSignal, parsePort, LOG_LEVELS } from './process.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { pino } from 'pino';
 import { createApiServer, type ApiServer } from '../sim/apiserver/server.js';
 import { ExitCode, type Streams } from './report.js';
@@ -13,26 +14,6 @@ export interface SimCommandDeps {
   /** Resolves when the server should stop. @default the first SIGINT or SIGTERM */
   readonly waitForShutdown?: () => Promise<void>;
 }
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
-function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('must be a TCP port number (0-65535; 0 picks a free port)');
-  return n;
-}
-
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface ApiserverOptions {
   port: number;
@@ -54,9 +35,9 @@ export function registerSimCommands(program: Command, io: Streams, setExit: (cod
     .option('--no-validation', 'store custom resources without pruning, defaulting or validating them')
     .option('--token-file <file>', 'require the bearer token in this file (surrounding whitespace ignored)')
     .option('--kubeconfig <file>', 'write a kubeconfig for the server to this file')
-    .option('--log-level <level>', `log level for the JSON logs on stderr (${LEVELS.join(', ')})`, 'info')
+    .option('--log-level <level>', `log level for the JSON logs on stderr (${LOG_LEVELS.join(', ')})`, 'info')
     .action(async (opts: ApiserverOptions) => {
-      if (!LEVELS.includes(opts.logLevel)) {
+      if (!LOG_LEVELS.includes(opts.logLevel)) {
         io.stderr.write(`lattice sim apiserver: unknown log level ${JSON.stringify(opts.logLevel)}\n`);
         return setExit(ExitCode.USAGE);
       }

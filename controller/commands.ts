@@ -5,6 +5,7 @@
  * health and metrics server listens on --host:--port until SIGINT or SIGTERM, then the controller stops
  * its work, releases its Lease and exits 0.
  */
+import { untilSignal } from '../cli/process.js';
 import { cellIntegration, stateSecretTokenStore, type AgentIntegration } from './agents.js';
 import { startCell, type Cell } from './cell/cell.js';
 import { createKube } from './kube.js';
@@ -30,18 +31,6 @@ export interface ControllerCommandDeps {
 }
 
 const defaultDeps = (): ControllerCommandDeps => ({ env: process.env });
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
 
 function defaultKubeConfig(config: ControllerConfig): KubeConfig {
   const kc = new KubeConfig();

@@ -3,6 +3,7 @@
  * once at start and frozen (nothing reads flags or env after this). Pure: the caller passes the raw flag
  * values, the environment and the random suffix of the leader identity.
  */
+import { LOG_LEVELS } from '../cli/process.js';
 
 export type GitOpsMode = 'argocd' | 'flux';
 
@@ -120,7 +121,6 @@ export function formatDuration(ms: number): string {
 
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export type ConfigResult = { ok: true; value: ControllerConfig } | { ok: false; errors: string[] };
 
@@ -167,7 +167,7 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
   const self = text('self');
   if (self !== undefined && (!DNS_LABEL.test(self) || self.length > 63)) bad('self', 'a LatticeCluster name');
   const logLevel = text('log-level') ?? 'info';
-  if (!LEVELS.includes(logLevel)) bad('log-level', LEVELS.join(', '));
+  if (!LOG_LEVELS.includes(logLevel)) bad('log-level', LOG_LEVELS.join(', '));
   const host = text('host') ?? '';
   if (host === '' || /\s/.test(host)) bad('host', 'an address to listen on');
   const cellHost = text('cell-host');

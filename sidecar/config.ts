@@ -3,6 +3,7 @@
  * once at start. Every problem is reported at once, each naming the flag and its variable; secrets are
  * read from files and never appear in a message.
  */
+import { LOG_LEVELS } from '../cli/process.js';
 import type { AddonOverrides } from '../core/plan/addons.js';
 import { checkOverrides, type AddonSpec } from '../core/plan/addons.js';
 
@@ -109,7 +110,6 @@ export interface ConfigEnvironment {
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DURATION = /^([0-9]+(ms|s|m|h))+$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** `1m30s` → 90000; undefined when malformed. */
 export function parseDuration(value: string): number | undefined {
