@@ -26,8 +26,8 @@ export interface AgentIntegration {
   readonly tokens: TokenStore;
   /** The agent of a cluster as the cell knows it now. */
   agent(cluster: string): AgentInfo | undefined;
-  /** What goes into each child's bootstrap Secret besides the token. */
-  readonly delivery: { readonly bootstrapUrl: string; readonly cellEndpoint: string; readonly caBundle: string };
+  /** What goes into each child's bootstrap Secret besides the token; undefined while no cell runs here. */
+  delivery(): { readonly bootstrapUrl: string; readonly cellEndpoint: string; readonly caBundle: string } | undefined;
   /** How long a minted token is valid. */
   readonly tokenTtlMs: number;
   /** Calls `onCluster` whenever an agent connects, disconnects or (rarely) matters otherwise. */
@@ -39,12 +39,53 @@ export function cellIntegration(cell: Cell, options: { readonly host: string; re
   return {
     tokens: options.tokens,
     agent: (cluster) => cell.agents.get(cluster),
-    delivery: { ...parentEndpoints(options.host, { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort }), caBundle: cell.ca.trustBundle },
+    delivery: () => ({ ...parentEndpoints(options.host, { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort }), caBundle: cell.ca.trustBundle }),
     tokenTtlMs: options.tokenTtlMs ?? 60 * 60 * 1000,
     // Heartbeats change nothing the status shows at that rate (see lastHeartbeat below): connections only.
     subscribe: (onCluster) => cell.agents.subscribe((e) => {
       if (e.type === 'connected' || e.type === 'disconnected') onCluster(e.cluster);
     }),
+  };
+}
+
+/**
+ * A cell that runs only while this controller replica leads: agents must reach the replica whose view of
+ * them becomes status. Standby replicas do not listen, so agents that reach one are refused and retry with
+ * backoff until they land on the leader (the Service spreads connections).
+ */
+export function leaderCell(options: { readonly host: string; readonly tokens: TokenStore; readonly start: () => Promise<Cell>; readonly tokenTtlMs?: number }): { integration: AgentIntegration; service: { start(): Promise<void>; stop(): Promise<void> } } {
+  let current: { cell: Cell; integration: AgentIntegration; detach: () => void } | undefined;
+  const listeners = new Set<(cluster: string) => void>();
+  const integration: AgentIntegration = {
+    tokens: options.tokens,
+    agent: (cluster) => current?.integration.agent(cluster),
+    delivery: () => current?.integration.delivery(),
+    tokenTtlMs: options.tokenTtlMs ?? 60 * 60 * 1000,
+    subscribe(onCluster) {
+      listeners.add(onCluster);
+      return () => listeners.delete(onCluster);
+    },
+  };
+  return {
+    integration,
+    service: {
+      async start() {
+        if (current) return;
+        const cell = await options.start();
+        const inner = cellIntegration(cell, { host: options.host, tokens: options.tokens, ...(options.tokenTtlMs !== undefined ? { tokenTtlMs: options.tokenTtlMs } : {}) });
+        const detach = inner.subscribe((cluster) => {
+          for (const l of listeners) l(cluster);
+        });
+        current = { cell, integration: inner, detach };
+      },
+      async stop() {
+        const c = current;
+        current = undefined;
+        if (!c) return;
+        c.detach();
+        await c.cell.close();
+      },
+    },
   };
 }
 
@@ -134,7 +175,8 @@ export const observeAgent: Step = async (ctx, deps) => {
 export const deliverBootstrap: Step = async (ctx, deps) => {
   const agents = deps.agents;
   const state = ctx.state;
-  if (!agents || ctx.self || !state || state.bootstrapComplete || !ctx.capi?.controlPlaneInitialized) return;
+  const delivery = agents?.delivery();
+  if (!agents || !delivery || ctx.self || !state || state.bootstrapComplete || !ctx.capi?.controlPlaneInitialized) return;
   const token = state.bootstrapToken;
   // Consumed: the agent holds its certificate and is about to connect; nothing to deliver again.
   if (token?.consumedAt) return;
@@ -154,10 +196,10 @@ export const deliverBootstrap: Step = async (ctx, deps) => {
   });
   const liveToken = live?.data?.[BOOTSTRAP_KEYS.token];
   const delivered = token !== undefined && Date.parse(token.expiresAt) > now.getTime() && liveToken !== undefined
-    && sha256Hex(b64decode(liveToken)) === token.sha256 && sameDelivery(live, agents.delivery);
+    && sha256Hex(b64decode(liveToken)) === token.sha256 && sameDelivery(live, delivery);
   if (delivered) return;
   const issued = await issueBootstrapToken(agents.tokens, ctx.name, { now, ttlMs: agents.tokenTtlMs });
-  const desired = bootstrapSecret({ token: issued.token, ...agents.delivery });
+  const desired = bootstrapSecret({ token: issued.token, ...delivery });
   await inChild(ctx, `writing ${id}`, async () => {
     await child.createNamespace({ body: { metadata: { name: AGENT.namespace } } }).catch((e: unknown) => {
       if (statusCode(e) !== 409) throw e;
@@ -170,7 +212,7 @@ export const deliverBootstrap: Step = async (ctx, deps) => {
   await deps.events.record(ctx.lc, { type: 'Normal', reason: 'BootstrapTokenIssued', message: `a one-time bootstrap token was written to the child's ${AGENT.namespace}/${AGENT.bootstrapSecret}; it expires at ${issued.expiresAt.toISOString()}` });
 };
 
-function sameDelivery(live: V1Secret | undefined, d: AgentIntegration['delivery']): boolean {
+function sameDelivery(live: V1Secret | undefined, d: NonNullable<ReturnType<AgentIntegration['delivery']>>): boolean {
   const get = (k: string) => {
     const v = live?.data?.[k];
     return v === undefined ? undefined : b64decode(v);

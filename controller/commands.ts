@@ -6,8 +6,8 @@
  * its work, releases its Lease and exits 0.
  */
 import { untilSignal } from '../cli/process.js';
-import { cellIntegration, stateSecretTokenStore, type AgentIntegration } from './agents.js';
-import { startCell, type Cell } from './cell/cell.js';
+import { leaderCell, stateSecretTokenStore } from './agents.js';
+import { startCell } from './cell/cell.js';
 import { createKube } from './kube.js';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -64,19 +64,16 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
       return fail([`cannot load the kubeconfig: ${(e as NodeJS.ErrnoException).code ?? 'unreadable or invalid'}`]);
     }
     const log = pino({ level: config.logLevel, base: { component: 'lattice-controller' } }, { write: (s: string) => io.stderr.write(s) });
-    // The cell serves agents and bootstrap requests; its token store is the clusters' state Secrets.
-    let cell: Cell | undefined;
-    let agents: AgentIntegration | undefined;
-    if (config.cellHost) {
-      const tokens = stateSecretTokenStore({ kube: createKube(kubeConfig, { fieldManager: FIELD_MANAGER }) });
-      try {
-        cell = await startCell({ core: kubeConfig.makeApiClient(CoreV1Api), hosts: [config.cellHost], tokens, grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }) });
-      } catch (e) {
-        return fail([`cannot start the cell: ${e instanceof Error ? e.message : 'error'}`]);
-      }
-      agents = cellIntegration(cell, { host: config.cellHost, tokens });
-    }
-    const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(agents ? { agents } : {}) });
+    // The cell serves agents and bootstrap requests while this replica leads; its token store is the
+    // clusters' state Secrets.
+    const cellHost = config.cellHost;
+    const tokens = stateSecretTokenStore({ kube: createKube(kubeConfig, { fieldManager: FIELD_MANAGER }) });
+    const cell = cellHost ? leaderCell({
+      host: cellHost,
+      tokens,
+      start: () => startCell({ core: kubeConfig.makeApiClient(CoreV1Api), hosts: [cellHost], tokens, grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }) }),
+    }) : undefined;
+    const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(cell ? { agents: cell.integration, whileLeading: cell.service } : {}) });
     const app = createControllerApp({ health: () => controller.health(), registry: controller.metrics.registry, beforeScrape: () => controller.refreshMetrics() });
     let server: Server;
     try {
@@ -94,7 +91,6 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
     await (d.waitForShutdown ?? untilSignal)();
     log.info({}, 'shutting down');
     await controller.stop();
-    await cell?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     log.info({}, 'stopped');
     setExit(ExitCode.OK);

@@ -43,6 +43,12 @@ export interface ControllerDeps {
   readonly events?: EventSink;
   /** Called after every reconcile (tests count them; nothing else should need it). */
   readonly onReconciled?: (cluster: string, result: ReconcileResult) => void;
+  /**
+   * Runs while this replica leads, next to the work (the cell: agents must talk to the replica whose view
+   * reaches status). Started after the watches, stopped before them; failures are logged and retried on
+   * the next term.
+   */
+  readonly whileLeading?: { start(): Promise<void>; stop(): Promise<void> };
 }
 
 export interface ControllerHealth {
@@ -176,6 +182,7 @@ export class Controller {
     // An agent connecting or going silent changes AgentConnected: reconcile that cluster now.
     const unsubscribe = this.deps.agents?.subscribe((cluster) => queue.add(cluster));
     this.work = { queue, watches, workers, ...(unsubscribe ? { unsubscribe } : {}) };
+    this.deps.whileLeading?.start().catch((e: unknown) => log.error({ err: errorSummary(e) }, 'leader-only service failed to start'));
     log.info({ identity: config.identity, gitops: config.gitops, concurrency: config.concurrency }, 'controller started');
   }
 
@@ -186,6 +193,7 @@ export class Controller {
     this.work = undefined;
     const index = this.watchIndex;
     this.stopping = (async () => {
+      await this.deps.whileLeading?.stop().catch((e: unknown) => this.deps.log.warn({ err: errorSummary(e) }, 'leader-only service failed to stop'));
       work.unsubscribe?.();
       work.queue.shutDown();
       await Promise.all(work.watches.map((w) => w.stop()));

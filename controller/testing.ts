@@ -51,6 +51,8 @@ export interface HarnessOptions {
   readonly log?: Logger;
   /** A cell wired in (bootstrap tokens, agent connections). */
   readonly agents?: AgentIntegration;
+  /** Runs while the controller leads (the cell). */
+  readonly whileLeading?: { start(): Promise<void>; stop(): Promise<void> };
 }
 
 export interface Harness {
@@ -74,6 +76,7 @@ export function startHarness(options: HarnessOptions): Harness {
     renderer: specRenderer(),
     ...(options.now ? { now: options.now } : {}),
     ...(options.agents ? { agents: options.agents } : {}),
+    ...(options.whileLeading ? { whileLeading: options.whileLeading } : {}),
     onReconciled: (cluster, result) => {
       counts.set(cluster, (counts.get(cluster) ?? 0) + 1);
       results.push({ cluster, result });

@@ -13,7 +13,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { specRenderer } from '../cli/load.js';
 import { argocdObjects } from '../core/flavor/flavors.js';
 import { createAgent, type Agent } from '../agent/agent.js';
-import { cellIntegration, stateSecretTokenStore } from '../controller/agents.js';
+import { leaderCell, stateSecretTokenStore } from '../controller/agents.js';
 import { startCell, type Cell } from '../controller/cell/cell.js';
 import { createKube } from '../controller/kube.js';
 import { conditionOf, startHarness, StatusRecorder, type Harness } from '../controller/testing.js';
@@ -32,7 +32,7 @@ let child: SimClients;
 let checks: HealthChecks;
 let capi: CapiSim;
 let argo: ArgoCdSim;
-let cell: Cell;
+let cell: Cell | undefined;
 let harness: Harness;
 let recorder: StatusRecorder;
 let agent: Agent | undefined;
@@ -44,10 +44,17 @@ beforeAll(async () => {
   capi = createCapiSim({ kubeConfig: parent.kc, intervalMs: 50, apiVersions: renderer.versions.apiVersions, childServer: () => child.url });
   argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), pollMs: 20 });
   const tokens = stateSecretTokenStore({ kube: createKube(parent.kc, { fieldManager: 'lattice-cell' }) });
-  cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 500, log: pino({ level: 'silent' }) });
+  // The cell runs while the controller leads, as `lattice controller --cell-host` runs it.
+  const leader = leaderCell({
+    host: '127.0.0.1', tokens,
+    start: async () => {
+      cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 500, log: pino({ level: 'silent' }) });
+      return cell;
+    },
+  });
   recorder = new StatusRecorder(parent.kc);
   await recorder.start();
-  harness = startHarness({ sim: parent, config: { progressIntervalMs: 200 }, agents: cellIntegration(cell, { host: '127.0.0.1', tokens }) });
+  harness = startHarness({ sim: parent, config: { progressIntervalMs: 200 }, agents: leader.integration, whileLeading: leader.service });
   capi.start();
   argo.start();
   await parent.objects.create({ apiVersion: 'lattice.dev/v1alpha1', kind: 'InfraProvider', metadata: { name: 'docker', namespace: 'lattice-system' }, spec: { type: 'docker' } } as KubernetesObject);
@@ -56,7 +63,6 @@ afterAll(async () => {
   await agent?.stop();
   argo.stop();
   await harness.stop();
-  await cell.close();
   await capi.stop();
   await recorder.stop();
   checks.close();
