@@ -26,7 +26,7 @@ describe('LeaderElector', () => {
     await eventually(() => expect(a.isLeader).toBe(true));
     const b = elector('handover', 'b', events);
     b.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually(() => expect(b.attempts).toBeGreaterThanOrEqual(3));
     // THEN only the first leads
     expect(b.isLeader).toBe(false);
     // WHEN the leader stops (and releases)
@@ -49,8 +49,8 @@ describe('LeaderElector', () => {
     await a.stop({ release: false });
     const b = elector('crash', 'b', events);
     b.start();
-    // THEN the other waits out the lease, then leads
-    await new Promise((r) => setTimeout(r, 300));
+    // THEN the other waits out the lease (several attempts lose), then leads
+    await eventually(() => expect(b.attempts).toBeGreaterThanOrEqual(3));
     expect(b.isLeader).toBe(false);
     await eventually(() => expect(b.isLeader).toBe(true), { timeoutMs: 3000 });
     await b.stop();

@@ -42,6 +42,7 @@ export class LeaderElector {
   private observed?: { record: string; at: number };
   private stopped = false;
   private running?: Promise<void>;
+  private tries = 0;
 
   constructor(private readonly options: LeaderElectorOptions) {
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
@@ -50,6 +51,11 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading !== undefined;
+  }
+
+  /** Attempts to acquire or renew made so far. */
+  get attempts(): number {
+    return this.tries;
   }
 
   start(): void {
@@ -73,6 +79,7 @@ export class LeaderElector {
   }
 
   private async attempt(): Promise<void> {
+    this.tries++;
     try {
       const won = await this.tryAcquireOrRenew();
       if (won) {

@@ -78,7 +78,7 @@ describe('lattice controller with Argo CD', () => {
     capi.setFault('dev', { step: 'infrastructure', mode: 'stall' });
     const objects = argoObjects('dev');
     // WHEN Argo CD syncs it (wave by wave, each wave gated on health)
-    const sync: Promise<SyncResult> = syncWithRetry(objects);
+    const sync: Promise<SyncResult> = argo.sync(objects);
 
     // THEN the spec is accepted (the wave-0 gate), the CAPI objects arrive and the phase turns Provisioning
     await eventually(async () => expect(rec((await lc('dev')).status).phase).toBe('Provisioning'));
@@ -231,19 +231,6 @@ describe('lattice controller with Argo CD', () => {
     expect(JSON.stringify(events)).not.toContain('s3cr3t');
   }, 60_000);
 });
-
-/**
- * A sync retried after a failure, as the app-of-apps' `syncPolicy.retry` makes Argo CD do: a wave can fail
- * transiently, e.g. Argo CD's built-in MachineHealthCheck check reports Degraded between the Machines'
- * creation and their nodes turning Ready, which a loaded machine can stretch into the health poll.
- */
-async function syncWithRetry(objects: readonly Obj[]): Promise<SyncResult> {
-  for (let attempt = 1; ; attempt++) {
-    const result = await argo.sync(objects);
-    if (result.phase === 'Succeeded' || attempt === 20) return result;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** kubectl's JSONPath for the forms printer columns use: `.a.b` and `.a[?(@.k=="v")].b`. */
 function jsonPath(obj: unknown, path: string): unknown {

@@ -9,30 +9,13 @@ import {
   ApiException, ApisApi, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Secret,
 } from '@kubernetes/client-node';
 
+import type { ObjectMeta } from '../apiserver/objects.js';
+
 export type Json = Record<string, unknown>;
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
-export interface Meta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  finalizers?: string[];
-}
+// The same metadata shapes the simulated API server stores; as a client, sim/capi always has a name.
+export type { OwnerReference } from '../apiserver/objects.js';
+export type Meta = ObjectMeta & { name: string };
 
 /** An unstructured custom resource as the API server returns it. */
 export interface KObject {

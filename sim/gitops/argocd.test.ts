@@ -73,14 +73,16 @@ describe('ArgoCdSim.sync', () => {
       const lattice = objects.find((o) => o.kind === 'LatticeCluster') as Obj;
       const cluster = objects.find((o) => o.kind === 'Cluster') as Obj;
       await eventually(async () => expect(await exists(lattice)).toBe(true));
-      await new Promise((r) => setTimeout(r, 100));
+      const held = argo.healthRounds;
+      await eventually(() => expect(argo.healthRounds).toBeGreaterThanOrEqual(held + 3));
       expect(await exists(cluster)).toBe(false);
       // WHEN a stand-in for the Lattice controller accepts it
       await statusPatch('lattice.dev/v1alpha1', 'LatticeCluster', 'dev', undefined, { observedGeneration: 1, phase: 'Provisioning' });
       // THEN wave 1 lands, and wave 2 waits for the control plane to be initialized
       await eventually(async () => expect(await exists(cluster)).toBe(true));
       const md = objects.find((o) => o.kind === 'MachineDeployment') as Obj;
-      await new Promise((r) => setTimeout(r, 100));
+      const heldAgain = argo.healthRounds;
+      await eventually(() => expect(argo.healthRounds).toBeGreaterThanOrEqual(heldAgain + 3));
       expect(await exists(md)).toBe(false);
       // WHEN the Cluster's and the control plane's status say initialized
       await statusPatch('cluster.x-k8s.io/v1beta2', 'Cluster', 'dev', 'capi-dev', {

@@ -67,11 +67,17 @@ export class ArgoCdSim {
   private readonly namespace: string;
   private readonly pollMs: number;
   private loop?: AbortController;
+  private waitRounds = 0;
 
   constructor(private readonly options: ArgoCdSimOptions) {
     this.api = KubernetesObjectApi.makeApiClient(options.kubeConfig);
     this.namespace = options.namespace ?? 'argocd';
     this.pollMs = options.pollMs ?? 50;
+  }
+
+  /** Health rounds spent waiting on gating waves so far: lets callers observe that a wave is being held. */
+  get healthRounds(): number {
+    return this.waitRounds;
   }
 
   /** Applies objects the way a multi-wave sync does; resolves when the sync succeeds or fails. */
@@ -111,6 +117,7 @@ export class ArgoCdSim {
         waiting = true;
       }
       if (!waiting) return undefined;
+      this.waitRounds++;
       await sleep(this.pollMs, signal);
     }
   }
