@@ -6,6 +6,9 @@
  * Every attempt re-reads the bootstrap Secret for the cell endpoint and CA bundle, so a parent that moved
  * (or a CA bundle extended for rotation) is picked up without a restart; the controller must therefore
  * keep that Secret after bootstrap (it may blank the spent token).
+ *
+ * Commands are handled by agent/pivot.ts (spec sync, pivot and unpivot, one at a time); the child-local pivot
+ * record (agent/state.ts) is loaded before each session so that heartbeats carry it.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,12 +16,16 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, VersionApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LatticeError } from '../core/errors.js';
+import { AGENT } from '../core/flavor/agent.js';
 import { joinPemBundle } from '../controller/cell/pki.js';
+import { createMover, type Mover } from '../kube/mover.js';
 import { CommandDispatcher, type CommandHandlers } from './dispatch.js';
 import { kubeHealthSource, type HealthSource } from './health.js';
 import { BootstrapError, ensureIdentity, readParentInfo, type Identity, type IdentityDeps } from './identity.js';
 import type { AgentConfig } from './config.js';
-import { emptySpecState, specSyncHandler, type SpecState } from './spec.js';
+import { pivotHandlers } from './pivot.js';
+import { emptySpecState, type SpecState } from './spec.js';
+import { secretSelfManagementStore, type SelfManagementStore } from './state.js';
 import { backoffDelay, DEFAULT_BACKOFF, runSession, type BackoffOptions } from './stream.js';
 
 export interface AgentOptions {
@@ -35,8 +42,12 @@ export interface AgentOptions {
   readonly backoff?: Partial<BackoffOptions>;
   /** @default health from the child's API server */
   readonly health?: HealthSource;
-  /** Handlers added to (or replacing) the built-in ones (tests; M8/M9 receivers). */
+  /** Handlers added to (or replacing) the built-in ones (tests; M9 receivers). */
   readonly handlers?: CommandHandlers;
+  /** @default a mover over `kubeConfig`, field manager `lattice-agent` */
+  readonly mover?: Mover;
+  /** The child-local pivot record. @default the Secret `<namespace>/lattice-agent-state` */
+  readonly selfManagement?: SelfManagementStore;
   /** @default the package version */
   readonly version?: string;
   /** The bootstrap HTTPS call (tests inject failures). */
@@ -65,6 +76,8 @@ export interface Agent {
   status(): AgentStatus;
   readonly dispatcher: CommandDispatcher;
   readonly spec: SpecState;
+  /** The child-local pivot record heartbeats carry. */
+  readonly selfManagement: SelfManagementStore;
 }
 
 let packageVersion: string | undefined;
@@ -88,6 +101,7 @@ export function agentVersion(): string {
 class LatticeAgent implements Agent {
   readonly dispatcher: CommandDispatcher;
   readonly spec: SpecState = emptySpecState();
+  readonly selfManagement: SelfManagementStore;
   private readonly abort = new AbortController();
   private readonly idDeps: IdentityDeps;
   private readonly health: HealthSource;
@@ -118,8 +132,10 @@ class LatticeAgent implements Agent {
     const configured = options.config.addonNamespaces;
     this.health = options.health ?? kubeHealthSource(options.kubeConfig, () => [...new Set([...configured, ...this.spec.addonNamespaces])]);
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.selfManagement = options.selfManagement ?? secretSelfManagementStore({ core, namespace: options.namespace, log: this.log });
+    const mover = options.mover ?? createMover({ kubeConfig: options.kubeConfig, fieldManager: AGENT.name, log: this.log });
     this.dispatcher = new CommandDispatcher({
-      handlers: { specSync: specSyncHandler({ cluster: options.config.cluster, state: this.spec, log: this.log }), ...options.handlers },
+      handlers: { ...pivotHandlers({ cluster: options.config.cluster, mover, state: this.selfManagement, spec: this.spec, log: this.log }), ...options.handlers },
       log: this.log,
     });
   }
@@ -154,6 +170,19 @@ class LatticeAgent implements Agent {
     }
   }
 
+  /**
+   * Loads the pivot record before a session, so the first heartbeat already carries it. A failure does not
+   * keep the agent from connecting: heartbeats leave the record out until a later attempt (or a handler) loads it.
+   */
+  private async loadSelfManagement(): Promise<void> {
+    if (this.selfManagement.current()) return;
+    try {
+      await this.selfManagement.load();
+    } catch (e) {
+      this.log.warn({ code: e instanceof LatticeError ? e.code : 'InternalError' }, 'agent state not loaded');
+    }
+  }
+
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
     const now = this.idDeps.now;
@@ -170,6 +199,7 @@ class LatticeAgent implements Agent {
           if (!got.bootstrapped) this.log.info({ notAfter: got.identity.notAfter.toISOString() }, 'agent identity loaded');
         }
         const parent = await readParentInfo(this.idDeps);
+        await this.loadSelfManagement();
         if (signal.aborted) break;
         const end = await runSession({
           endpoint: parent.cellEndpoint,
@@ -180,6 +210,7 @@ class LatticeAgent implements Agent {
           kubernetesVersion: await this.k8sVersion(),
           health: this.health,
           dispatcher: this.dispatcher,
+          selfManagement: () => this.selfManagement.current(),
           heartbeatIntervalMs: this.options.config.heartbeatSeconds * 1000,
           ...(this.options.settingsTimeoutMs !== undefined ? { settingsTimeoutMs: this.options.settingsTimeoutMs } : {}),
           now,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { CommandDispatcher, type Outcome } from './dispatch.js';
-import type { DecodedCommand } from '../controller/cell/protocol.js';
+import type { AgentMessage, DecodedCommand } from '../controller/cell/protocol.js';
 
 const log = pino({ level: 'silent' });
 const spec = (id: string): DecodedCommand => ({ id, body: 'specSync', specSync: { cluster: Buffer.from('{}'), generation: 1 } });
@@ -22,6 +22,27 @@ describe('command dispatcher', () => {
     expect(c).toEqual(await a);
     expect(runs).toBe(1);
     expect(d.executions.get('specSync')).toBe(1);
+  });
+
+  it('hands the handler the session the command came on; a repeated id gets the Ack without the messages again', async () => {
+    // GIVEN a handler that writes one message on its session before answering
+    const d = new CommandDispatcher({
+      log,
+      handlers: { unpivotRequest: async (command, context) => (context.send({ unpivotBatch: { commandId: command.id, batchIndex: 0, totalBatches: 1, namespace: 'capi-dev', objects: [] } }) ? { ok: true, unpivot: { objects: 0, batches: 1 } } : { ok: false, code: 'Failed', error: 'stream ended', retryable: true }) },
+    });
+    const first: AgentMessage[] = [];
+    const second: AgentMessage[] = [];
+    const request = (id: string): DecodedCommand => ({ id, body: 'unpivotRequest', unpivotRequest: { namespace: 'capi-dev' } });
+    // WHEN it is dispatched on one session, then repeated on another
+    const ack = await d.dispatch(request('u'), { send: (m) => first.push(m) > 0 });
+    const repeat = await d.dispatch(request('u'), { send: (m) => second.push(m) > 0 });
+    // THEN the message went on the first session only, and both deliveries get the same Ack
+    expect(first).toHaveLength(1);
+    expect(second).toEqual([]);
+    expect(repeat).toEqual(ack);
+    expect(ack).toMatchObject({ ok: true, unpivot: { batches: 1 } });
+    // AND without a session (a direct dispatch) nothing can be sent
+    expect(await d.dispatch(request('v'))).toMatchObject({ ok: false, retryable: true });
   });
 
   it('answers kinds it does not handle, and kinds it does not know, with Unsupported', async () => {

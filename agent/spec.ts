@@ -1,9 +1,9 @@
 /**
  * Spec sync: the cell sends the cluster's LatticeCluster as git has it (DESIGN §7.5). The agent checks it
  * with the same `core` validator the renderer uses (so defaults are the same everywhere), refuses a spec
- * for another cluster, ignores one older than what it has, and keeps it. For now the kept spec drives
- * addon health (which namespaces to watch, from the addon catalog); applying it to the child's own
- * LatticeCluster is part of the pivot work (M8).
+ * for another cluster, ignores one older than what it has, and keeps it. The kept spec drives addon health
+ * (which namespaces to watch, from the addon catalog). The `specSync` handler is agent/pivot.ts's: it runs
+ * these steps and, once the child manages itself, also renders the spec's Cluster API objects and applies them.
  */
 import type { Logger } from 'pino';
 import { specRenderer, specValidator } from '../cli/load.js';
@@ -45,24 +45,32 @@ export function emptySpecState(): SpecState {
   return { generation: -1, addonNamespaces: [] };
 }
 
-/** The handler for `specSync` commands. */
-export function specSyncHandler(deps: SpecSyncDeps): (command: DecodedCommand) => Promise<Outcome> {
-  const validate = deps.validate ?? validateWithCore;
+/** What a specSync command amounts to, before anything is kept. */
+export type SpecSyncCheck =
+  | { readonly status: 'accepted'; readonly cluster: LatticeCluster; readonly generation: number }
+  /** Older than the kept spec: acknowledged, ignored. */
+  | { readonly status: 'older'; readonly generation: number }
+  | { readonly status: 'refused'; readonly outcome: Outcome };
+
+/** Checks a specSync command: present, not older than the kept spec, valid, for this cluster. */
+export function checkSpecSync(deps: SpecSyncDeps, command: DecodedCommand): SpecSyncCheck {
+  const sync = command.specSync;
+  if (!sync || sync.cluster.length === 0) return { status: 'refused', outcome: { ok: false, code: AckCode.Invalid, error: 'specSync carries no cluster' } };
+  if (sync.generation < deps.state.generation) {
+    deps.log.info({ generation: sync.generation, kept: deps.state.generation }, 'spec sync older than kept spec; ignored');
+    return { status: 'older', generation: sync.generation };
+  }
+  const checked = (deps.validate ?? validateWithCore)(sync.cluster);
+  if (!checked.ok) return { status: 'refused', outcome: { ok: false, code: AckCode.Invalid, error: checked.message } };
+  if (checked.cluster.metadata.name !== deps.cluster) return { status: 'refused', outcome: { ok: false, code: AckCode.Invalid, error: 'the synced spec names another cluster' } };
+  return { status: 'accepted', cluster: checked.cluster, generation: sync.generation };
+}
+
+/** Keeps an accepted spec (and the addon namespaces health watches). */
+export function keepSpec(deps: SpecSyncDeps, cluster: LatticeCluster, generation: number): void {
   const namespacesOf = deps.addonNamespacesOf ?? ((c: LatticeCluster) => [...new Set(specRenderer().addons(c).map((a) => a.namespace))].sort());
-  return async (command) => {
-    const sync = command.specSync;
-    if (!sync || sync.cluster.length === 0) return { ok: false, code: AckCode.Invalid, error: 'specSync carries no cluster' };
-    if (sync.generation < deps.state.generation) {
-      deps.log.info({ generation: sync.generation, kept: deps.state.generation }, 'spec sync older than kept spec; ignored');
-      return { ok: true };
-    }
-    const checked = validate(sync.cluster);
-    if (!checked.ok) return { ok: false, code: AckCode.Invalid, error: checked.message };
-    if (checked.cluster.metadata.name !== deps.cluster) return { ok: false, code: AckCode.Invalid, error: 'the synced spec names another cluster' };
-    deps.state.cluster = checked.cluster;
-    deps.state.generation = sync.generation;
-    deps.state.addonNamespaces = namespacesOf(checked.cluster);
-    deps.log.info({ generation: sync.generation, addons: deps.state.addonNamespaces.length }, 'spec synced');
-    return { ok: true };
-  };
+  deps.state.cluster = cluster;
+  deps.state.generation = generation;
+  deps.state.addonNamespaces = namespacesOf(cluster);
+  deps.log.info({ generation, addons: deps.state.addonNamespaces.length }, 'spec synced');
 }

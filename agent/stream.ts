@@ -6,8 +6,8 @@
 import { performance } from 'node:perf_hooks';
 import { Client, credentials, status as GrpcStatus, type StatusObject } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { emptyHealth, MAX_MESSAGE_BYTES, openConnectStream, PROTOCOL_VERSION, type DecodedCellMessage, type Health } from '../controller/cell/protocol.js';
-import type { CommandDispatcher } from './dispatch.js';
+import { emptyHealth, MAX_MESSAGE_BYTES, openConnectStream, PROTOCOL_VERSION, type AgentMessage, type DecodedCellMessage, type Health, type SelfManagement } from '../controller/cell/protocol.js';
+import type { CommandContext, CommandDispatcher } from './dispatch.js';
 import type { HealthSource } from './health.js';
 
 export interface BackoffOptions {
@@ -39,6 +39,8 @@ export interface SessionOptions {
   readonly kubernetesVersion: string;
   readonly health: HealthSource;
   readonly dispatcher: CommandDispatcher;
+  /** The child's pivot record for each heartbeat; undefined (not sent) while the agent does not know it. */
+  readonly selfManagement?: () => SelfManagement | undefined;
   /** Until the cell's Settings say otherwise. */
   readonly heartbeatIntervalMs: number;
   /** A session without Settings by then is given up. @default 15000 */
@@ -107,7 +109,8 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
       }
       if (ended) return;
       sequence += 1;
-      call.write({ heartbeat: { sentAtUnixMs: options.now().getTime(), sequence, health } });
+      const selfManagement = options.selfManagement?.();
+      call.write({ heartbeat: { sentAtUnixMs: options.now().getTime(), sequence, health, ...(selfManagement ? { selfManagement } : {}) } });
     };
     const schedule = () => {
       if (heartbeatTimer) clearTimeout(heartbeatTimer);
@@ -116,6 +119,16 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
         void beat();
         schedule();
       }, interval);
+    };
+
+    // Handlers write on the session their command came on, never on a later one: a message for a stream
+    // that ended is dropped, and the handler learns it.
+    const context: CommandContext = {
+      send: (message: AgentMessage) => {
+        if (ended) return false;
+        call.write(message);
+        return true;
+      },
     };
 
     call.on('data', (msg: DecodedCellMessage) => {
@@ -134,7 +147,7 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
         return;
       }
       if (msg.payload === 'command' && msg.command) {
-        void options.dispatcher.dispatch(msg.command).then((ack) => {
+        void options.dispatcher.dispatch(msg.command, context).then((ack) => {
           if (!ended) call.write({ ack });
         });
       }

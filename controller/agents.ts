@@ -11,12 +11,13 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { LatticeError, waiting } from '../core/errors.js';
+import { LatticeError, transient, waiting } from '../core/errors.js';
 import { AGENT } from '../core/flavor/agent.js';
 import { issueBootstrapToken, type StoredToken, type TokenStore } from './cell/bootstrap.js';
 import type { Cell } from './cell/cell.js';
 import { BOOTSTRAP_KEYS, bootstrapSecret, parentEndpoints } from './cell/secrets.js';
-import type { AgentInfo } from './cell/server.js';
+import type { AgentInfo, CellServer, SendOptions } from './cell/server.js';
+import type { Ack, CommandBody, UnpivotBatch } from './cell/protocol.js';
 import { b64decode, guarded, readStateOf, secretOf, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
 import { KUBECONFIG_KEY, NAMES, SECRET } from './resources.js';
 import type { BootstrapTokenRecord, ClusterState } from './state.js';
@@ -32,6 +33,35 @@ export interface AgentIntegration {
   readonly tokenTtlMs: number;
   /** Calls `onCluster` whenever an agent connects, disconnects or (rarely) matters otherwise. */
   subscribe(onCluster: (cluster: string) => void): () => void;
+  /** Sends a command to the cluster's agent and resolves to its Ack (CellServer.send: same errors). */
+  send(cluster: string, body: CommandBody, options?: SendOptions): Promise<Ack>;
+  /**
+   * Sends an UnpivotRequest and gathers the UnpivotBatch messages answering it. Resolves once the Ack has
+   * come and every batch it counts has arrived, in batch order; `id` must be new for every attempt (the
+   * agent memoizes ids, and a repeat would be acknowledged without the batches).
+   */
+  unpivot(cluster: string, namespace: string, options: { readonly id: string; readonly timeoutMs: number }): Promise<{ ack: Ack; batches: UnpivotBatch[] }>;
+}
+
+/** The unpivot exchange over a cell's server (see AgentIntegration.unpivot). */
+async function unpivotOver(server: CellServer, cluster: string, namespace: string, options: { readonly id: string; readonly timeoutMs: number }): Promise<{ ack: Ack; batches: UnpivotBatch[] }> {
+  const batches = new Map<number, UnpivotBatch>();
+  const unsubscribe = server.subscribe((e) => {
+    if (e.type === 'unpivotBatch' && e.cluster === cluster && e.batch.commandId === options.id) batches.set(e.batch.batchIndex, e.batch);
+  });
+  try {
+    const ack = await server.send(cluster, { unpivotRequest: { namespace } }, options);
+    if (!ack.ok) return { ack, batches: [] };
+    // Batches travel on the stream before the Ack, in order: all of them are here, or the stream lost some.
+    const expected = ack.unpivot?.batches ?? 0;
+    const got = [...batches.values()].sort((a, b) => a.batchIndex - b.batchIndex);
+    if (got.length !== expected || got.some((b, i) => b.batchIndex !== i || b.totalBatches !== expected)) {
+      throw transient('UnpivotIncomplete', `the agent of cluster ${cluster} acknowledged the unpivot with ${expected} batches but ${got.length} arrived; asking again`);
+    }
+    return { ack, batches: got };
+  } finally {
+    unsubscribe();
+  }
 }
 
 /** Wires a running cell into the reconcile. `host` is what children dial (a DNS name or an IP). */
@@ -41,10 +71,21 @@ export function cellIntegration(cell: Cell, options: { readonly host: string; re
     agent: (cluster) => cell.agents.get(cluster),
     delivery: () => ({ ...parentEndpoints(options.host, { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort }), caBundle: cell.ca.trustBundle }),
     tokenTtlMs: options.tokenTtlMs ?? 60 * 60 * 1000,
-    // Heartbeats change nothing the status shows at that rate (see lastHeartbeat below): connections only.
-    subscribe: (onCluster) => cell.agents.subscribe((e) => {
-      if (e.type === 'connected' || e.type === 'disconnected') onCluster(e.cluster);
-    }),
+    // Heartbeats change nothing the status shows at that rate (see lastHeartbeat below): connections, and
+    // the child's self-management record when it changes (a pivot or spec sync the child confirms).
+    subscribe: (onCluster) => {
+      const seen = new Map<string, string>();
+      return cell.agents.subscribe((e) => {
+        if (e.type === 'connected' || e.type === 'disconnected') onCluster(e.cluster);
+        if (e.type !== 'heartbeat') return;
+        const self = JSON.stringify(e.agent.selfManagement ?? null);
+        if (seen.get(e.cluster) === self) return;
+        seen.set(e.cluster, self);
+        onCluster(e.cluster);
+      });
+    },
+    send: (cluster, body, sendOptions) => cell.agents.send(cluster, body, sendOptions),
+    unpivot: (cluster, namespace, unpivotOptions) => unpivotOver(cell.agents, cluster, namespace, unpivotOptions),
   };
 }
 
@@ -65,6 +106,8 @@ export function leaderCell(options: { readonly host: string; readonly tokens: To
       listeners.add(onCluster);
       return () => listeners.delete(onCluster);
     },
+    send: (cluster, body, sendOptions) => current ? current.integration.send(cluster, body, sendOptions) : Promise.reject(waiting('AgentNotConnected', `the cell is not running on this replica; the agent of cluster ${cluster} cannot be reached`)),
+    unpivot: (cluster, namespace, unpivotOptions) => current ? current.integration.unpivot(cluster, namespace, unpivotOptions) : Promise.reject(waiting('AgentNotConnected', `the cell is not running on this replica; the agent of cluster ${cluster} cannot be reached`)),
   };
   return {
     integration,

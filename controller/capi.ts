@@ -154,3 +154,28 @@ export function poolFacts(cluster: LatticeCluster, machineDeployments: readonly 
   }
   return { pools, readyWorkers, allReady: notReady.length === 0, notReady };
 }
+
+/**
+ * Worker pools after the pivot: the parent's MachineDeployments are inert shadows whose status froze at
+ * the pivot, so readiness comes from the child's own Nodes as its agent reports them (by their
+ * `lattice.dev/pool` label), and desired from the spec.
+ */
+export function poolFactsFromHealth(cluster: LatticeCluster, pools: readonly { readonly name: string; readonly ready: number; readonly total: number }[]): PoolFacts {
+  const byName = new Map(pools.map((p) => [p.name, p]));
+  const out: Record<string, WorkerPoolStatus> = {};
+  const notReady: string[] = [];
+  let readyWorkers = 0;
+  for (const id of Object.keys(cluster.spec.nodes.workerPools ?? {}).sort()) {
+    const spec = cluster.spec.nodes.workerPools?.[id];
+    if (!spec) continue;
+    const seen = byName.get(id);
+    const desired = spec.replicas ?? spec.min ?? 0;
+    const ready = seen?.ready ?? 0;
+    const current = seen?.total ?? 0;
+    readyWorkers += ready;
+    const message = ready >= desired && current <= desired ? `${ready}/${desired} ready` : `${ready}/${desired} ready, ${current} nodes`;
+    if (ready < desired) notReady.push(`${id}: ${message}`);
+    out[id] = { desired, current, ready, autoscaling: spec.min !== undefined && spec.max !== undefined, message };
+  }
+  return { pools: out, readyWorkers, allReady: notReady.length === 0, notReady };
+}

@@ -56,6 +56,12 @@ export interface ControllerConfig {
   readonly bootstrapPort: number;
   /** How often agents send heartbeats; an agent silent for 3 intervals is disconnected. */
   readonly heartbeatIntervalMs: number;
+  /** Pivot clusters into themselves once they are up (DESIGN §7); false keeps them managed from here. */
+  readonly pivot: boolean;
+  /** A pivot not complete this long after it started is aborted (the source unpaused) and retried later. */
+  readonly pivotTimeoutMs: number;
+  /** How long one move command (a batch, MoveComplete, an unpivot request) may wait for its Ack. */
+  readonly moveCommandTimeoutMs: number;
 }
 
 /** One setting: flag name, env variable, default, and how to read it. */
@@ -97,6 +103,9 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'grpc-port', env: 'LATTICE_GRPC_PORT', help: 'port of the cell\'s agent gRPC stream (mutual TLS)', default: '50051' },
   { flag: 'bootstrap-port', env: 'LATTICE_BOOTSTRAP_PORT', help: 'port of the cell\'s HTTPS bootstrap endpoint', default: '8443' },
   { flag: 'heartbeat-interval', env: 'LATTICE_HEARTBEAT_INTERVAL', help: 'agent heartbeat interval; 3 missed ones mark the agent disconnected', default: '10s' },
+  { flag: 'pivot', env: 'LATTICE_PIVOT', help: 'move each cluster\'s Cluster API objects into the cluster once it is up (true or false)', default: 'true' },
+  { flag: 'pivot-timeout', env: 'LATTICE_PIVOT_TIMEOUT', help: 'abort (unpause the source) and retry a pivot not complete after this long', default: '30m' },
+  { flag: 'move-command-timeout', env: 'LATTICE_MOVE_COMMAND_TIMEOUT', help: 'how long a move batch, MoveComplete or unpivot request waits for the agent', default: '2m' },
 ];
 
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -156,6 +165,11 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
     }
     return n;
   };
+  const boolean = (flag: string): boolean => {
+    const v = text(flag);
+    if (v !== 'true' && v !== 'false') bad(flag, 'true or false');
+    return v === 'true';
+  };
   const name = (flag: string): string => {
     const v = text(flag) ?? '';
     if (!DNS_LABEL.test(v) || v.length > 63) bad(flag, 'a DNS label (lowercase letters, digits and -)');
@@ -204,6 +218,9 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
     grpcPort: integer('grpc-port', 0, 65535),
     bootstrapPort: integer('bootstrap-port', 0, 65535),
     heartbeatIntervalMs: duration('heartbeat-interval'),
+    pivot: boolean('pivot'),
+    pivotTimeoutMs: duration('pivot-timeout'),
+    moveCommandTimeoutMs: duration('move-command-timeout'),
   };
   // client-go's rules: the lease must outlive the renew deadline, which must outlive a retry period.
   if (errors.length === 0 && !(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs)) {

@@ -20,6 +20,7 @@ import { decodeState, EMPTY_STATE, sameState, stateSecret, type ClusterState } f
 import type { DesiredCondition } from './conditions.js';
 import type { AgentIntegration } from './agents.js';
 import type { AgentInfo } from './cell/server.js';
+import type { Mover } from '../kube/mover.js';
 
 /** What a reconcile needs; all of it injected. */
 export interface ReconcileDeps {
@@ -43,6 +44,15 @@ export interface ReconcileDeps {
    * validating (parse with positions, schema, rules) is the costliest pure step of a reconcile.
    */
   readonly validations?: ValidationCache;
+  /** Lists, pauses, moves and deletes Cluster API objects in the parent (M8 pivot and unpivot). */
+  readonly mover?: Mover;
+  /**
+   * Called before every action of a pivot or unpivot that changes the world (pivot.ts CHECKPOINTS). A
+   * rejection stops the reconcile there; the crash tests use it to stop a controller at each boundary.
+   */
+  readonly checkpoint?: (point: string, cluster: string) => void | Promise<void>;
+  /** The last spec sync each cluster's agent acknowledged (`<connectionId>/<generation>`), in memory. */
+  readonly specSyncs?: Map<string, string>;
 }
 
 export interface ReconcileResult extends Pick<Outcome, 'requeueAfterMs' | 'retry'> {
@@ -72,6 +82,12 @@ export interface Ctx {
   deletion?: { protected: boolean; unpivoting: boolean };
   /** The cell's view of this cluster's agent (observeAgent). */
   agentInfo?: AgentInfo;
+  /** The CAPI Cluster as read by observeCapi (a shadow after the pivot). */
+  capiCluster?: KObject;
+  /** A pivot in progress or done (pivot.ts), for the Pivoted condition and the phase. */
+  pivot?: { complete: boolean; message: string };
+  /** The generation the child reports it applied to itself (after the pivot). */
+  appliedGeneration?: number;
   /** Set by the deletion steps once everything is gone: remove the finalizer instead of writing status. */
   finished?: boolean;
 }

@@ -9,6 +9,7 @@ import { isRecord } from '../core/data.js';
 import type { Renderer } from '../core/render/render.js';
 import type { SpecValidator } from '../core/spec/validate.js';
 import { LeaderElector } from '../kube/leader.js';
+import { createMover } from '../kube/mover.js';
 import type { ControllerConfig } from './config.js';
 import { createEventSink, type EventSink } from './events.js';
 import { createKube, type KObject, type Kube } from './kube.js';
@@ -49,6 +50,8 @@ export interface ControllerDeps {
    * the next term.
    */
   readonly whileLeading?: { start(): Promise<void>; stop(): Promise<void> };
+  /** See ReconcileDeps.checkpoint (crash tests). */
+  readonly checkpoint?: ReconcileDeps['checkpoint'];
 }
 
 export interface ControllerHealth {
@@ -100,6 +103,9 @@ export class Controller {
       ...(deps.agents ? { agents: deps.agents } : {}),
       clusters: () => this.watched('latticeclusters'),
       validations: new Map(),
+      // Pivots need the cell (the agent receives them); without one there is nothing to move into.
+      ...(deps.agents ? { mover: createMover({ kubeConfig: deps.kubeConfig, fieldManager: FIELD_MANAGER, log }), specSyncs: new Map<string, string>() } : {}),
+      ...(deps.checkpoint ? { checkpoint: deps.checkpoint } : {}),
     };
     this.elector = new LeaderElector({
       kubeConfig: deps.kubeConfig,

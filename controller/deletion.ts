@@ -3,6 +3,7 @@
  * the steps run while deletionTimestamp is set, and the finalizer removal once they are all done.
  */
 import { waiting, LatticeError } from '../core/errors.js';
+import { abortPivot, unpivot } from './pivot.js';
 import { clusterFacts } from './capi.js';
 import { isKubeError } from './kube.js';
 import { isOurs } from './registration.js';
@@ -27,11 +28,19 @@ export const deleteSteps: readonly Step[] = [
     if (ctx.deletion?.protected) return;
     const ns = await guarded(`reading Namespace ${ctx.namespace}`, () => deps.kube.get(NAMESPACE, ctx.namespace));
     ctx.state = ns ? (await readState(ctx, deps)).state : EMPTY_STATE;
-    if (ctx.state.pivotComplete && !ctx.state.unpivotImportComplete) {
-      // DESIGN §7 unpivot: the child holds the live CAPI objects; they must come back before teardown (M8).
-      ctx.deletion = { protected: false, unpivoting: true };
-      throw waiting('UnpivotNotAvailable', 'the cluster manages itself; its Cluster API objects must be unpivoted back before it can be deleted, which this version cannot do yet');
+    // A pivot that never completed: the parent still holds the live objects (paused); give the move up.
+    if (ctx.state.pivot && !ctx.state.pivotComplete) await abortPivot(ctx, deps, 'the LatticeCluster is being deleted');
+  },
+  async function unpivotFirst(ctx, deps) {
+    if (ctx.deletion?.protected || !ctx.state?.pivotComplete) return;
+    // DESIGN §7 unpivot: the child holds the live CAPI objects; they come back before anything is torn down.
+    ctx.deletion = { protected: false, unpivoting: !ctx.state.unpivotReleased };
+    if (ctx.deletion.unpivoting && rec(ctx.statusBefore).phase !== 'Unpivoting') {
+      // Status says Unpivoting before anything moves; that write's watch event brings the next reconcile.
+      throw waiting('Unpivoting', 'the cluster manages itself: its Cluster API objects come back before it is torn down');
     }
+    await unpivot(ctx, deps);
+    ctx.deletion = { protected: false, unpivoting: false };
   },
   async function teardown(ctx, deps) {
     if (ctx.deletion?.protected || ctx.self) return;

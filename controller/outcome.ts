@@ -60,6 +60,10 @@ export interface Observed {
   readonly bootstrapToken?: Record<string, string> | null;
   /** When the cell last heard from the agent. */
   readonly lastHeartbeat?: Date;
+  /** A pivot has started and is not complete (phase Pivoting). */
+  readonly pivoting?: boolean;
+  /** The generation the child applied to itself (after the pivot), as its agent reports it. */
+  readonly appliedGeneration?: number;
 }
 
 export interface Outcome {
@@ -73,11 +77,13 @@ export interface Outcome {
   readonly retry: boolean;
 }
 
-function phaseOf(o: Observed, previous: Record<string, unknown>): Phase {
+function phaseOf(o: Observed, previous: Record<string, unknown>, settled: boolean): Phase {
   if (o.deletion) return o.deletion.unpivoting ? Phase.Unpivoting : Phase.Deleting;
   if (o.error?.kind === 'stalling' && FAILING_CODES.has(o.error.code)) return Phase.Failed;
   if (o.failure) return Phase.Failed;
-  if (o.markers?.pivotComplete) return Phase.Pivoted;
+  // Ready once the cluster manages itself and every stage (Pivoted included: the child confirmed) is healthy.
+  if (o.markers?.pivotComplete) return settled ? Phase.Ready : Phase.Pivoted;
+  if (o.pivoting) return Phase.Pivoting;
   if (o.capiExists === true) return Phase.Provisioning;
   if (o.capiExists === false) return Phase.Pending;
   // Not observed this time (a step stopped earlier): keep what was known, never regress to Pending.
@@ -88,10 +94,10 @@ function phaseOf(o: Observed, previous: Record<string, unknown>): Phase {
 /** Computes the status to write and the requeue; `previous` is the status as read. */
 export function computeOutcome(o: Observed, previousStatus: unknown, config: ControllerConfig, now: Date): Outcome {
   const previous = isRecord(previousStatus) ? previousStatus : {};
-  const phase = phaseOf(o, previous);
   const err = o.error;
   const stageConditions = o.stageConditions ?? carriedStageConditions(previous);
   const blocking = stageConditions.find((c) => c.status !== 'True');
+  const phase = phaseOf(o, previous, blocking === undefined && !err);
 
   // kstatus: Stalled when only a person can fix it; otherwise Reconciling until Ready.
   let stalled: { reason: string; message: string } | undefined;
@@ -99,7 +105,7 @@ export function computeOutcome(o: Observed, previousStatus: unknown, config: Con
   else if (err?.kind === 'stalling') stalled = { reason: err.code, message: err.message };
   else if (o.failure && !o.deletion) stalled = o.failure;
 
-  const ready = !stalled && !err && !o.deletion && blocking === undefined && (phase === Phase.Ready || phase === Phase.Pivoted);
+  const ready = !stalled && !err && !o.deletion && blocking === undefined && phase === Phase.Ready;
   let progress: { reason: string; message: string } | undefined;
   if (!stalled && !ready) {
     if (err) progress = { reason: err.kind === 'transient' ? Reason.ProgressingWithRetry : err.code, message: err.message };
@@ -143,6 +149,7 @@ export function computeOutcome(o: Observed, previousStatus: unknown, config: Con
   if (o.bootstrapToken !== null) carry('bootstrapToken', o.bootstrapToken);
   carry('lastHeartbeat', heartbeat(o.lastHeartbeat, previous.lastHeartbeat));
   carry('childrenHealth', o.childrenHealth);
+  carry('appliedGeneration', o.appliedGeneration !== undefined && o.appliedGeneration > 0 ? o.appliedGeneration : undefined);
 
   let result: Outcome['result'];
   let requeueAfterMs: number | undefined;

@@ -13,9 +13,14 @@
  *   observeCapi       Cluster (v1beta2/v1beta1 shapes), control plane, MachineDeployments; provisioning clock
  *   observeStages     the addon objects of the GitOps engine → stage conditions
  *   register          the Argo CD cluster Secret or the Flux kubeconfig Secret
+ *   deliverBootstrap  the agent's one-time token into the child (M7)
+ *   specSyncStep      the spec to the agent; after the pivot, until the child applied the generation
+ *   pivotStep         pivot once the cluster is up; afterwards keep the parent's copies shadows (pivot.ts)
+ *   observePivot      the Pivoted condition from where the pivot step got to
  * Deletion (deletionTimestamp set) has its own list:
  *   protection        lattice.dev/deletion-protection: "true" holds everything (Stalled)
- *   markers           a pivoted cluster must be unpivoted first (M8): it waits in Unpivoting
+ *   markers           the durable markers; a pivot that never completed is aborted (source unpaused)
+ *   unpivotFirst      a pivoted cluster's objects come back first (pivot.ts): phase Unpivoting
  *   teardown          delete the CAPI Cluster and wait until Cluster API has removed it (never for --self)
  *   cleanup           registration, credentials copy, state Secret; then the finalizer goes
  */
@@ -105,6 +110,8 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
     ...(ctx.deletion ? { deletion: ctx.deletion } : {}),
     ...(deps.agents && ctx.state ? { bootstrapToken: bootstrapTokenStatus(ctx.state, deps.now()) ?? null } : {}),
     ...(ctx.agentInfo?.lastHeartbeat ? { lastHeartbeat: ctx.agentInfo.lastHeartbeat } : {}),
+    ...(ctx.state?.pivot && !ctx.state.pivotComplete && !deleting ? { pivoting: true } : {}),
+    ...(ctx.appliedGeneration !== undefined ? { appliedGeneration: ctx.appliedGeneration } : {}),
   };
   const outcome = computeOutcome(observed, ctx.statusBefore, deps.config, deps.now());
   const log = deps.log.child({ cluster: name });

@@ -51,6 +51,8 @@ export const StageReason = {
   WaitingForAgent: 'WaitingForAgent',
   AgentConnected: 'AgentConnected',
   NotPivoted: 'NotPivoted',
+  Pivoting: 'Pivoting',
+  WaitingForChild: 'WaitingForChild',
   PivotComplete: 'PivotComplete',
 } as const;
 
@@ -75,7 +77,8 @@ export interface StageInputs {
   readonly agentObject: GitOpsObject;
   /** M7: the agent's connection; until then never connected. */
   readonly agent: { readonly connected: boolean; readonly message?: string };
-  readonly pivotComplete: boolean;
+  /** M8: where the pivot stands. */
+  readonly pivot: { readonly state: 'none' } | { readonly state: 'pivoting'; readonly message: string } | { readonly state: 'complete'; readonly childConfirmed: boolean };
 }
 
 const describeObject = (o: GitOpsObject) => `${o.kind} ${o.namespace}/${o.name}`;
@@ -195,10 +198,20 @@ export function stageConditions(i: StageInputs): DesiredCondition[] {
     const blocking = conditions.find((c) => c.status !== 'True');
     if (waitingFor === undefined && blocking) waitingFor = `the ${stage.stage} stage (${blocking.type} is ${blocking.status})`;
   }
-  out.push(i.pivotComplete
-    ? { type: StageCondition.Pivoted, status: 'True', reason: StageReason.PivotComplete, message: 'the cluster manages its own Cluster API objects' }
-    : { type: StageCondition.Pivoted, status: 'Unknown', reason: StageReason.NotPivoted, message: 'the pivot starts once every stage is healthy and the agent is connected' });
+  out.push(pivotedCondition(i.pivot));
   return out;
+}
+
+/** The Pivoted condition: Unknown before the pivot, False while moving or until the child confirms, then True. */
+export function pivotedCondition(p: StageInputs['pivot']): DesiredCondition {
+  const type = StageCondition.Pivoted;
+  if (p.state === 'pivoting') return { type, status: 'False', reason: StageReason.Pivoting, message: p.message };
+  if (p.state === 'complete') {
+    return p.childConfirmed
+      ? { type, status: 'True', reason: StageReason.PivotComplete, message: 'the cluster manages its own Cluster API objects' }
+      : { type, status: 'False', reason: StageReason.WaitingForChild, message: 'the move is complete; waiting for the agent to report that the cluster manages itself' };
+  }
+  return { type, status: 'Unknown', reason: StageReason.NotPivoted, message: 'the pivot starts once every stage is healthy, the agent is connected and the cluster runs its Cluster API providers' };
 }
 
 function workersLine(pools: PoolFacts): { ok: boolean; line: string } | undefined {

@@ -12,7 +12,25 @@ import { CONTROLLER_MANAGER, LABEL, NAMES } from './resources.js';
 
 /** The markers, decoded. */
 export interface ClusterState {
+  /**
+   * A pivot started (M8): its id, and when. Set before anything is paused, so whoever finds it knows the
+   * source may be paused by us; cleared only by an abort (which unpauses) or kept for good once complete.
+   */
+  readonly pivot?: {
+    readonly moveId: string;
+    readonly startedAt: string;
+    /**
+     * MoveComplete may have been sent: the child may hold live objects now, so the source is never unpaused
+     * unless the agent confirms its copies are gone.
+     */
+    readonly completing?: boolean;
+  };
+  /** The child acknowledged MoveComplete: it holds the live objects. Never unset while the spec exists. */
   readonly pivotComplete: boolean;
+  /** After pivotComplete: the parent's non-git objects are deleted and the git-managed ones are shadows. */
+  readonly pivotCleanupComplete?: boolean;
+  /** During unpivot, after the import: the child deleted its (paused) copies. */
+  readonly unpivotReleased?: boolean;
   readonly unpivotImportComplete: boolean;
   readonly bootstrapComplete: boolean;
   /** The one-time bootstrap token's record (M7): its sha256 only, never the token itself. */
@@ -33,7 +51,12 @@ export interface BootstrapTokenRecord {
 
 /** Data keys of the state Secret. */
 export const STATE_KEY = {
+  pivotMoveId: 'pivot-move-id',
+  pivotStartedAt: 'pivot-started-at',
+  pivotCompleting: 'pivot-completing',
   pivotComplete: 'pivot-complete',
+  pivotCleanupComplete: 'pivot-cleanup-complete',
+  unpivotReleased: 'unpivot-released',
   unpivotImportComplete: 'unpivot-import-complete',
   bootstrapComplete: 'bootstrap-complete',
   bootstrapTokenSha256: 'bootstrap-token-sha256',
@@ -66,8 +89,13 @@ export function decodeState(data: Readonly<Record<string, string>> | undefined):
   const consumedAt = time(STATE_KEY.bootstrapTokenConsumedAt);
   const leaseId = get(STATE_KEY.bootstrapTokenLease);
   const leaseUntil = time(STATE_KEY.bootstrapTokenLeaseUntil);
+  const moveId = get(STATE_KEY.pivotMoveId);
+  const startedAt = time(STATE_KEY.pivotStartedAt);
   return {
+    ...(moveId && startedAt ? { pivot: { moveId, startedAt, ...(get(STATE_KEY.pivotCompleting) === 'true' ? { completing: true } : {}) } } : {}),
     pivotComplete: get(STATE_KEY.pivotComplete) === 'true',
+    ...(get(STATE_KEY.pivotCleanupComplete) === 'true' ? { pivotCleanupComplete: true } : {}),
+    ...(get(STATE_KEY.unpivotReleased) === 'true' ? { unpivotReleased: true } : {}),
     unpivotImportComplete: get(STATE_KEY.unpivotImportComplete) === 'true',
     bootstrapComplete: get(STATE_KEY.bootstrapComplete) === 'true',
     ...(hash && /^[0-9a-f]{64}$/.test(hash) && issuedAt && expiresAt ? {
@@ -84,7 +112,14 @@ export function decodeState(data: Readonly<Record<string, string>> | undefined):
 /** The Secret's data for a state: only markers that are set, so an empty state is an empty Secret. */
 export function encodeState(state: ClusterState): Record<string, string> {
   const out: Record<string, string> = {};
+  if (state.pivot) {
+    out[STATE_KEY.pivotMoveId] = encode(state.pivot.moveId);
+    out[STATE_KEY.pivotStartedAt] = encode(state.pivot.startedAt);
+    if (state.pivot.completing) out[STATE_KEY.pivotCompleting] = encode('true');
+  }
   if (state.pivotComplete) out[STATE_KEY.pivotComplete] = encode('true');
+  if (state.pivotCleanupComplete) out[STATE_KEY.pivotCleanupComplete] = encode('true');
+  if (state.unpivotReleased) out[STATE_KEY.unpivotReleased] = encode('true');
   if (state.unpivotImportComplete) out[STATE_KEY.unpivotImportComplete] = encode('true');
   if (state.bootstrapComplete) out[STATE_KEY.bootstrapComplete] = encode('true');
   const t = state.bootstrapToken;

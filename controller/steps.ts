@@ -6,14 +6,16 @@
 import { stalling, waiting } from '../core/errors.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import type { SpecValidator } from '../core/spec/validate.js';
-import { clusterFacts, controlPlaneRef, poolFacts, type CapiClusterFacts } from './capi.js';
+import { clusterFacts, controlPlaneRef, poolFacts, poolFactsFromHealth, type CapiClusterFacts } from './capi.js';
 import { formatDuration } from './config.js';
 import { isKubeError, type KObject, type SecretObject } from './kube.js';
 import { argocdClusterSecret, argocdInClusterSecret, fluxKubeconfigSecret, isOurs, readKubeconfig } from './registration.js';
 import { CONTROLLER_MANAGER, FINALIZER, INFRA_PROVIDER, KUBECONFIG_KEY, LABEL, LATTICE_CLUSTER, NAMES, SECRET } from './resources.js';
-import { applicationHealth, fluxHealth, stageConditions, type GitOpsObject } from './stages.js';
+import { applicationHealth, fluxHealth, pivotedCondition, stageConditions, type GitOpsObject, type StageInputs } from './stages.js';
+import { StageCondition } from '../core/plan/stages.js';
 import { agentConnection, deliverBootstrap, observeAgent } from './agents.js';
-import { applySecret, b64decode, event, guarded, kubeFailure, namespaceExists, readState, rec, secretOf, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
+import { applySecret, b64decode, event, guarded, kubeFailure, namespaceExists, readState, readStateOf, rec, secretOf, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
+import { pivotStep, specSyncStep } from './pivot.js';
 
 /** Add lattice.dev/unpivot so that deleting the spec waits for the teardown (DESIGN §7). */
 const ensureFinalizer: Step = async (ctx, deps) => {
@@ -99,8 +101,11 @@ const copyCredentials: Step = async (ctx, deps) => {
     type: source.type ?? 'Opaque',
     data: { ...(source.data ?? {}) },
   });
-  const targets: { secret: SecretObject; id: string }[] = [{
-    // Moves with the cluster on a pivot (clusterctl's rule for owner-less Secrets; M8 honours the same label).
+  // After a pivot the copy lives in the cluster itself (it moved with the Cluster API objects, and comes
+  // back with them on unpivot); a copy here would be a second, unmanaged one.
+  const pivoted = (await readStateOf(deps, ctx.name)).pivotComplete;
+  const targets: { secret: SecretObject; id: string }[] = pivoted ? [] : [{
+    // Moves with the cluster on a pivot (clusterctl's rule for owner-less Secrets, which the move honours).
     secret: copy(ctx.namespace, { [LABEL.cluster]: ctx.name, [LABEL.clusterctlMove]: 'true' }),
     id: `Secret ${ctx.namespace}/${NAMES.credentialsSecret(ref)}`,
   }];
@@ -164,6 +169,7 @@ const observeCapi: Step = async (ctx, deps) => {
   ctx.pools = poolFacts(model, mds);
   ctx.capiExists = cluster !== undefined;
   if (!cluster) return;
+  ctx.capiCluster = cluster;
   const ref = controlPlaneRef(cluster);
   const cpResource = ref ? r.controlPlanes[ref.kind] : undefined;
   let controlPlane: KObject | undefined;
@@ -246,6 +252,12 @@ async function gitopsObjects(ctx: Ctx, deps: ReconcileDeps, model: LatticeCluste
 const observeStages: Step = async (ctx, deps) => {
   const model = ctx.model;
   if (!model || !ctx.pools) return;
+  const health = ctx.agentInfo?.health;
+  if (ctx.state?.pivotComplete && health) {
+    // After the pivot the parent's objects are shadows: the child's own Nodes say how its pools are.
+    ctx.pools = poolFactsFromHealth(model, health.pools);
+    if (ctx.capi) ctx.capi = { ...ctx.capi, controlPlaneReady: health.controlPlane.ready };
+  }
   const { objects, agent } = await gitopsObjects(ctx, deps, model);
   ctx.stage = stageConditions({
     capiClusterId: `${ctx.namespace}/${NAMES.capiCluster(ctx.name)}`,
@@ -258,7 +270,7 @@ const observeStages: Step = async (ctx, deps) => {
     objects,
     agentObject: agent,
     agent: deps.agents ? agentConnection(ctx.agentInfo) : deps.agent?.(ctx.name) ?? { connected: false },
-    pivotComplete: ctx.state?.pivotComplete ?? false,
+    pivot: pivotInput(ctx),
   });
 };
 
@@ -309,5 +321,30 @@ export async function removeRegistration(deps: ReconcileDeps, cluster: string): 
   }
 }
 
-export const STEPS: readonly Step[] = [ensureFinalizer, resolveProvider, validateSpec, copyCredentials, loadState, observeCapi, observeAgent, observeStages, register, deliverBootstrap];
+/** The Pivoted condition's input: not started, moving, moved (and whether the child confirms). */
+function pivotInput(ctx: Ctx): StageInputs['pivot'] {
+  if (ctx.state?.pivotComplete) return { state: 'complete', childConfirmed: ctx.agentInfo?.selfManagement?.pivotComplete === true };
+  if (ctx.state?.pivot) return { state: 'pivoting', message: 'the pivot is in progress' };
+  return { state: 'none' };
+}
+
+/** The Pivoted condition again once the pivot step has run (it knows the step it reached). */
+const observePivot: Step = async (ctx) => {
+  if (!ctx.stage) return;
+  const input: StageInputs['pivot'] = ctx.pivot && !ctx.pivot.complete ? { state: 'pivoting', message: ctx.pivot.message } : pivotInput(ctx);
+  ctx.stage = ctx.stage.map((c) => (c.type === StageCondition.Pivoted ? pivotedCondition(input) : c));
+};
+
+export const STEPS: readonly Step[] = [ensureFinalizer, resolveProvider, validateSpec, copyCredentials, loadState, observeCapi, observeAgent, observeStages, register, deliverBootstrap, specSyncStep, withPivotObserved(pivotStep), observePivot];
+
+/** Runs the pivot step and, whatever it throws, records where it got to in the Pivoted condition first. */
+function withPivotObserved(step: Step): Step {
+  return async (ctx, deps) => {
+    try {
+      await step(ctx, deps);
+    } finally {
+      await observePivot(ctx, deps);
+    }
+  };
+}
 

@@ -53,6 +53,8 @@ export interface HarnessOptions {
   readonly agents?: AgentIntegration;
   /** Runs while the controller leads (the cell). */
   readonly whileLeading?: { start(): Promise<void>; stop(): Promise<void> };
+  /** Called at every pivot/unpivot boundary (crash tests). */
+  readonly checkpoint?: (point: string, cluster: string) => void | Promise<void>;
 }
 
 export interface Harness {
@@ -77,6 +79,7 @@ export function startHarness(options: HarnessOptions): Harness {
     ...(options.now ? { now: options.now } : {}),
     ...(options.agents ? { agents: options.agents } : {}),
     ...(options.whileLeading ? { whileLeading: options.whileLeading } : {}),
+    ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
     onReconciled: (cluster, result) => {
       counts.set(cluster, (counts.get(cluster) ?? 0) + 1);
       results.push({ cluster, result });

@@ -206,11 +206,12 @@ describe('registration', () => {
 
 describe('state Secret', () => {
   it('round-trips the durable markers and leaves absent ones false', () => {
-    const state = { pivotComplete: true, unpivotImportComplete: false, bootstrapComplete: true, bootstrapToken: { sha256: 'a'.repeat(64), issuedAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T01:00:00.000Z', consumedAt: '2026-01-01T00:10:00.000Z', lease: { id: 'l1', until: '2026-01-01T00:00:30.000Z' } }, provisioning: { since: '2026-01-01T00:00:00.000Z', generation: 2 } };
+    const state = { pivot: { moveId: 'm-1', startedAt: '2026-01-01T00:20:00.000Z' }, pivotComplete: true, pivotCleanupComplete: true, unpivotReleased: true, unpivotImportComplete: false, bootstrapComplete: true, bootstrapToken: { sha256: 'a'.repeat(64), issuedAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T01:00:00.000Z', consumedAt: '2026-01-01T00:10:00.000Z', lease: { id: 'l1', until: '2026-01-01T00:00:30.000Z' } }, provisioning: { since: '2026-01-01T00:00:00.000Z', generation: 2 } };
     const data = encodeState(state);
     expect(Object.keys(data).sort()).toEqual([
       'bootstrap-complete', 'bootstrap-token-consumed-at', 'bootstrap-token-expires-at', 'bootstrap-token-issued-at', 'bootstrap-token-lease',
-      'bootstrap-token-lease-until', 'bootstrap-token-sha256', 'pivot-complete', 'provisioning-generation', 'provisioning-since',
+      'bootstrap-token-lease-until', 'bootstrap-token-sha256', 'pivot-cleanup-complete', 'pivot-complete', 'pivot-move-id', 'pivot-started-at',
+      'provisioning-generation', 'provisioning-since', 'unpivot-released',
     ]);
     expect(decodeState(data)).toEqual(state);
     expect(decodeState({ 'pivot-complete': b64('yes'), 'bootstrap-token-sha256': b64('not-a-hash') })).toEqual({ pivotComplete: false, unpivotImportComplete: false, bootstrapComplete: false });
@@ -289,7 +290,7 @@ describe('GitOps health', () => {
       capi: { deleting: false, infrastructureReady: true, controlPlaneInitialized: true },
       pools: { pools: { general: { desired: 2, current: 2, ready: 2, autoscaling: false, message: '2/2 ready' } }, readyWorkers: 2, allReady: true, notReady: [] },
       objects: new Map([['cilium', app('cilium', 'Healthy')], ['cert-manager', app('cert-manager', 'Degraded', 'webhook down')]]),
-      agentObject: app('lattice-agent'), agent: { connected: false }, pivotComplete: false,
+      agentObject: app('lattice-agent'), agent: { connected: false }, pivot: { state: 'none' },
     });
     const byType = Object.fromEntries(conditions.map((c) => [c.type, c]));
     // THEN

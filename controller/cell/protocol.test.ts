@@ -23,10 +23,13 @@ describe('protocol', () => {
       errors: ['statefulsets: 403'],
     };
     // WHEN it is encoded and decoded
-    const hb = agentRoundTrip({ heartbeat: { sentAtUnixMs: 1_760_000_000_123, sequence: 7, health } });
+    const selfManagement = { pivotComplete: true, moveId: 'm-1', appliedGeneration: 4 };
+    const hb = agentRoundTrip({ heartbeat: { sentAtUnixMs: 1_760_000_000_123, sequence: 7, health, selfManagement } });
     const hello = agentRoundTrip({ hello: { cluster: 'dev', agentVersion: '0.1.0', protocolVersion: 1, capabilities: ['specSync'], kubernetesVersion: 'v1.34.1' } });
     // THEN every field survives, int64 as a number, and the oneof names its member
-    expect(hb).toEqual({ payload: 'heartbeat', heartbeat: { sentAtUnixMs: 1_760_000_000_123, sequence: 7, health } });
+    expect(hb).toEqual({ payload: 'heartbeat', heartbeat: { sentAtUnixMs: 1_760_000_000_123, sequence: 7, health, selfManagement } });
+    // An older agent sends none: it decodes as null, never as a made-up record.
+    expect(agentRoundTrip({ heartbeat: { sentAtUnixMs: 1, sequence: 1, health } })).toMatchObject({ heartbeat: { selfManagement: null } });
     expect(hello).toEqual({ payload: 'hello', hello: { cluster: 'dev', agentVersion: '0.1.0', protocolVersion: 1, capabilities: ['specSync'], kubernetesVersion: 'v1.34.1' } });
   });
 
@@ -48,6 +51,7 @@ describe('protocol', () => {
       { unpivotRequest: { namespace: 'capi-dev' } },
       { proxyRequest: { verb: 'GET', path: '/api/v1/nodes', query: 'limit=1', headers: [], body: Buffer.alloc(0), timeoutMs: 5000 } },
       { proxyCancel: { requestId: 'p' } },
+      { releaseCopies: { namespace: 'capi-dev' } },
     ];
     // Every kind is covered once.
     expect(bodies.map(commandKindOf)).toEqual([...COMMAND_KINDS]);

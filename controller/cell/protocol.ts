@@ -89,10 +89,18 @@ export interface Hello {
   kubernetesVersion: string;
 }
 
+/** The child's record of its pivot and spec syncs (agent.proto SelfManagement). */
+export interface SelfManagement {
+  pivotComplete: boolean;
+  moveId: string;
+  appliedGeneration: number;
+}
+
 export interface Heartbeat {
   sentAtUnixMs: number;
   sequence: number;
   health: Health | null;
+  selfManagement?: SelfManagement | null;
 }
 
 export interface UidMapping {
@@ -115,6 +123,19 @@ export interface MoveCompleteResult {
   unpaused: number;
 }
 
+export interface UnpivotResult {
+  objects: number;
+  batches: number;
+}
+
+export interface SpecSyncResult {
+  appliedGeneration: number;
+}
+
+export interface ReleaseResult {
+  deleted: number;
+}
+
 /** Stable codes of a failed Ack (agent.proto `Ack.error_code`). */
 export const AckCode = {
   Unsupported: 'Unsupported',
@@ -131,8 +152,11 @@ export interface Ack {
   retryable: boolean;
   moveBatch?: MoveBatchResult | null;
   moveComplete?: MoveCompleteResult | null;
+  unpivot?: UnpivotResult | null;
+  specSync?: SpecSyncResult | null;
+  release?: ReleaseResult | null;
   /** Set on decode: which result member is present. */
-  result?: 'moveBatch' | 'moveComplete';
+  result?: 'moveBatch' | 'moveComplete' | 'unpivot' | 'specSync' | 'release';
 }
 
 export interface SourceOwnerRef {
@@ -252,8 +276,12 @@ export interface ProxyCancel {
   requestId: string;
 }
 
+export interface ReleaseCopies {
+  namespace: string;
+}
+
 /** The kinds of command, by their JSON name: also the capability strings of Hello. */
-export const COMMAND_KINDS = ['moveBatch', 'moveComplete', 'specSync', 'unpivotRequest', 'proxyRequest', 'proxyCancel'] as const;
+export const COMMAND_KINDS = ['moveBatch', 'moveComplete', 'specSync', 'unpivotRequest', 'proxyRequest', 'proxyCancel', 'releaseCopies'] as const;
 export type CommandKind = (typeof COMMAND_KINDS)[number];
 
 /** A command's content without its id: exactly one member. */
@@ -263,7 +291,8 @@ export type CommandBody =
   | { specSync: SpecSync }
   | { unpivotRequest: UnpivotRequest }
   | { proxyRequest: ProxyRequest }
-  | { proxyCancel: ProxyCancel };
+  | { proxyCancel: ProxyCancel }
+  | { releaseCopies: ReleaseCopies };
 
 export type Command = { id: string } & CommandBody;
 
@@ -277,6 +306,7 @@ export interface DecodedCommand {
   unpivotRequest?: UnpivotRequest | null;
   proxyRequest?: ProxyRequest | null;
   proxyCancel?: ProxyCancel | null;
+  releaseCopies?: ReleaseCopies | null;
 }
 
 /** What the cell writes. */

@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino';
 import { LatticeError, transient, waiting } from '../../core/errors.js';
 import {
   cellProtocol, commandKindOf, emptyHealth, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
-  type Ack, type CellMessage, type CommandBody, type DecodedAgentMessage, type Health, type Hello, type ProxyResponse, type UnpivotBatch,
+  type Ack, type CellMessage, type CommandBody, type DecodedAgentMessage, type Health, type Hello, type ProxyResponse, type SelfManagement, type UnpivotBatch,
 } from './protocol.js';
 
 /** Who is on the other end of a stream, from its verified client certificate. */
@@ -49,6 +49,8 @@ export interface AgentInfo {
   readonly lastHeartbeat?: Date;
   /** From the last Heartbeat. */
   readonly health?: Health;
+  /** From the last Heartbeat that carried it (M8): the child's pivot and spec-sync record. */
+  readonly selfManagement?: SelfManagement;
   readonly heartbeats: number;
 }
 
@@ -150,6 +152,7 @@ class Connection {
   lastSeenAt: Date;
   lastHeartbeat?: Date;
   health?: Health;
+  selfManagement?: SelfManagement;
   heartbeats = 0;
   ended = false;
   /** Captured at accept: a finished call no longer knows its peer. */
@@ -179,6 +182,7 @@ class Connection {
       lastSeenAt: this.lastSeenAt,
       ...(this.lastHeartbeat ? { lastHeartbeat: this.lastHeartbeat } : {}),
       ...(this.health ? { health: structuredClone(this.health) } : {}),
+      ...(this.selfManagement ? { selfManagement: { ...this.selfManagement } } : {}),
       heartbeats: this.heartbeats,
     };
   }
@@ -411,6 +415,8 @@ class GrpcCellServer implements CellServer {
         case 'heartbeat': {
           conn.lastHeartbeat = conn.lastSeenAt;
           conn.health = normalizeHealth(msg.heartbeat?.health);
+          const self = msg.heartbeat?.selfManagement;
+          if (self) conn.selfManagement = { pivotComplete: self.pivotComplete === true, moveId: String(self.moveId ?? ''), appliedGeneration: Number(self.appliedGeneration ?? 0) };
           conn.heartbeats += 1;
           this.emit({ type: 'heartbeat', cluster: identity.cluster, agent: conn.info() });
           return;

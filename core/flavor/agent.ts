@@ -3,6 +3,7 @@
  * asks the plugin for it; Flux applies it as raw manifests through the child's kubeconfig. Its RBAC is
  * the least the agent's jobs need, each rule with its reason.
  */
+import { MOVABLE_GROUPS } from '../move/graph.js';
 import { Stage } from '../plan/stages.js';
 import type { PlannedObject } from '../render/plan.js';
 import { LABEL } from '../render/plan.js';
@@ -21,14 +22,13 @@ export const AGENT = {
   bootstrapSecret: 'lattice-agent-bootstrap',
   /** Written by the agent: its key and the certificate the cell signed. */
   identitySecret: 'lattice-agent-identity',
+  /** Written by the agent: its record of the pivot (pivot complete, move id, applied generation; agent/state.ts). */
+  stateSecret: 'lattice-agent-state',
   heartbeatSeconds: 10,
 } as const;
 
-/** Cluster API groups the agent moves objects of (pivot and unpivot, DESIGN §7). */
-const CAPI_GROUPS = [
-  'cluster.x-k8s.io', 'infrastructure.cluster.x-k8s.io', 'bootstrap.cluster.x-k8s.io',
-  'controlplane.cluster.x-k8s.io', 'ipam.cluster.x-k8s.io', 'addons.cluster.x-k8s.io',
-];
+/** Cluster API groups the agent moves objects of (pivot and unpivot, DESIGN §7): the move's allowlist, one table. */
+const CAPI_GROUPS = MOVABLE_GROUPS;
 
 interface Rule {
   readonly apiGroups: readonly string[];
@@ -56,7 +56,8 @@ const CLUSTER_RULES: readonly Rule[] = [
 
 /** Rules in lattice-system: its own Secrets and its leader Lease, nothing else. */
 const AGENT_NAMESPACE_RULES: readonly Rule[] = [
-  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'watch', 'update', 'patch'], resourceNames: [AGENT.bootstrapSecret, AGENT.identitySecret] },
+  // bootstrap: read the parent's endpoint and token; keep the identity; pivot: keep the child-local pivot record
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'watch', 'update', 'patch'], resourceNames: [AGENT.bootstrapSecret, AGENT.identitySecret, AGENT.stateSecret] },
   // create cannot be limited by name (the name is not known to RBAC before the object exists)
   { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },

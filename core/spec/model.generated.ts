@@ -235,6 +235,7 @@ export interface LatticeClusterStatus {
   };
   endpoint?: string;
   pivotComplete?: boolean;
+  appliedGeneration?: number;
   bootstrapComplete?: boolean;
   unpivotImportComplete?: boolean;
   bootstrapToken?: BootstrapTokenStatus;

@@ -1,0 +1,409 @@
+/**
+ * Pivot, post-pivot spec sync and unpivot, the parent's side (DESIGN §7, issue M8). A resumable state
+ * machine: every step reads the world, acts idempotently and records what it finished in the durable state
+ * Secret (state.ts), so a controller that crashes anywhere picks up where the markers say, and the agent's
+ * receiver is idempotent too (409 = reuse, uid map rebuilt from `lattice.dev/source-uid`).
+ *
+ * Pivot, in order, each a boundary a crash may fall on:
+ *   start     preconditions hold → `pivot.moveId` recorded (before anything is paused: whoever finds the
+ *             marker knows the source may be paused by us)
+ *   pause     the Cluster's spec.paused first (it pauses everything CAPI does for the cluster), then the
+ *             annotation on the rest
+ *   batches   discover (core/move/graph.ts), owners first, one MoveBatch per layer, each acknowledged
+ *   complete  MoveComplete: the agent unpauses in the child and records it there
+ *   record    `pivotComplete` in the state Secret: from here on the child holds the live objects, and the
+ *             source is never unpaused again
+ *   cleanup   the non-git objects deleted from the parent children-first (finalizers stripped), the
+ *             git-managed ones left as shadows (paused, finalizers stripped, `lattice.dev/pivoted-to`), then
+ *             `pivotCleanupComplete`
+ * Before `record`, a failure that cannot be retried, a timeout or the spec's deletion aborts: the child's
+ * paused copies are released and the source unpaused.
+ *
+ * Unpivot (deletion of a pivoted cluster): request → the agent pauses in the child and streams its objects
+ * back → import (shadows adopted, the rest recreated with their finalizers, paused) → `unpivotImportComplete`
+ * → release (the agent deletes its paused copies) → `unpivotReleased` → unpause in the parent → the
+ * deletion steps delete the CAPI Cluster and Cluster API tears the infrastructure down.
+ *
+ * `deps.checkpoint(point)` is called before every action that changes the world; tests use it to stop a
+ * controller at each boundary (test/pivot-crash.test.ts).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { stalling, transient, waiting, LatticeError } from '../core/errors.js';
+import { MOVE, moveGraph, isCapiCluster, isPaused, type ListedObject, type MoveNode } from '../core/move/graph.js';
+import { groupOf } from '../core/render/versions.js';
+import type { Ack } from './cell/protocol.js';
+import type { IncomingObject, Mover } from '../kube/mover.js';
+import { formatDuration } from './config.js';
+import { event, guarded, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
+import { NAMES } from './resources.js';
+import type { ClusterState } from './state.js';
+
+/** The points `deps.checkpoint` is called at, in the order a pivot and an unpivot reach them. */
+export const CHECKPOINTS = [
+  'pivot:start', 'pivot:pause-cluster', 'pivot:pause-objects', 'pivot:batch', 'pivot:completing', 'pivot:complete', 'pivot:record',
+  'pivot:delete', 'pivot:shadow', 'pivot:cleaned',
+  'unpivot:request', 'unpivot:import', 'unpivot:record', 'unpivot:release', 'unpivot:released', 'unpivot:unpause',
+  'abort:release', 'abort:unpause', 'abort:record',
+] as const;
+export type Checkpoint = (typeof CHECKPOINTS)[number];
+
+async function checkpoint(deps: ReconcileDeps, ctx: Ctx, point: Checkpoint): Promise<void> {
+  await deps.checkpoint?.(point, ctx.name);
+}
+
+/** Capabilities an agent must announce before the parent pivots into it. */
+const PIVOT_CAPABILITIES = ['moveBatch', 'moveComplete', 'unpivotRequest', 'releaseCopies'] as const;
+
+/** Objects of the namespace that never move: the parent's own markers. */
+const excluded = (o: ListedObject): boolean => o.apiVersion === 'v1' && o.kind === 'Secret' && o.metadata.name === NAMES.stateSecret;
+
+const objectKey = (apiVersion: string, kind: string, name: string): string => `${groupOf(apiVersion)}/${kind}/${name}`;
+
+/** The git-managed objects of the cluster's namespace (what the render puts there): these become shadows. */
+function gitManaged(ctx: Ctx, deps: ReconcileDeps): Set<string> {
+  if (!ctx.model) return new Set();
+  return new Set(deps.renderer.plan(ctx.model).objects.filter((o) => o.namespace === ctx.namespace).map((o) => objectKey(o.apiVersion, o.kind, o.name)));
+}
+
+function moverOf(deps: ReconcileDeps): Mover {
+  if (!deps.mover) throw new Error('the pivot needs deps.mover');
+  return deps.mover;
+}
+
+/** Why the cluster cannot be pivoted now, or undefined when it can. */
+export function pivotBlocker(ctx: Ctx, deps: ReconcileDeps): string | undefined {
+  if (!deps.config.pivot) return 'pivoting is switched off (--pivot=false)';
+  if (ctx.self) return 'this is the parent itself';
+  if (!deps.agents || !deps.mover) return 'no cell runs here';
+  if (!ctx.capi?.infrastructureReady || !ctx.capi.controlPlaneInitialized) return 'the infrastructure is not ready';
+  const notTrue = (ctx.stage ?? []).find((c) => c.type !== 'Pivoted' && c.status !== 'True');
+  if (!ctx.stage || notTrue) return notTrue ? `${notTrue.type} is ${notTrue.status}` : 'the stages are not observed yet';
+  const agent = ctx.agentInfo;
+  if (!agent) return 'the agent is not connected';
+  const missing = PIVOT_CAPABILITIES.filter((c) => !agent.capabilities.includes(c));
+  if (missing.length > 0) return `the agent (${agent.agentVersion}) cannot receive a pivot (missing ${missing.join(', ')})`;
+  const providers = agent.health?.providers ?? [];
+  if (providers.length === 0) return 'the child reports no Cluster API providers running yet';
+  const down = providers.find((p) => p.ready < p.total || p.total === 0);
+  if (down) return `the child's Cluster API provider ${down.name} is not ready (${down.ready}/${down.total})`;
+  return undefined;
+}
+
+/** A command's Ack as the next step: ok, retry later (transient), or a refusal (stalling). */
+function ackOutcome(ack: Ack, what: string): { ok: true } | { ok: false; error: LatticeError } {
+  if (ack.ok) return { ok: true };
+  const detail = `${what}: the agent answered ${ack.errorCode}${ack.error ? ` (${ack.error})` : ''}`;
+  return { ok: false, error: ack.retryable ? transient('MoveRetry', `${detail}; retrying`) : stalling('MoveRejected', detail) };
+}
+
+/** A stable id per batch content, so a re-sent batch is recognised and a changed one is executed again. */
+const batchId = (moveId: string, index: number, nodes: readonly MoveNode[]): string =>
+  `${moveId}-b${index}-${createHash('sha256').update(nodes.map((n) => n.uid).join(',')).digest('hex').slice(0, 12)}`;
+
+/** The MoveObject of a node: the object as listed (the receiver strips what it must not trust). */
+function moveObject(n: MoveNode): { sourceUid: string; manifest: Buffer; owners: { sourceUid: string; apiVersion: string; kind: string; name: string; controller: boolean; blockOwnerDeletion: boolean }[] } {
+  return {
+    sourceUid: n.uid,
+    manifest: Buffer.from(JSON.stringify(n.object), 'utf8'),
+    owners: n.owners.map((o) => ({ sourceUid: o.uid, apiVersion: o.apiVersion, kind: o.kind, name: o.name, controller: o.controller === true, blockOwnerDeletion: o.blockOwnerDeletion === true })),
+  };
+}
+
+/** The namespace's objects in move order (owners first), or a stalling error when they form no graph. */
+async function discover(ctx: Ctx, deps: ReconcileDeps): Promise<MoveNode[][]> {
+  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => moverOf(deps).list(ctx.namespace));
+  const graph = moveGraph(objects, { cluster: NAMES.capiCluster(ctx.name), exclude: excluded });
+  if (!graph.ok) throw stalling('MoveGraphInvalid', `the objects of ${ctx.namespace} cannot be moved: ${graph.message}`);
+  return graph.batches.map((b) => [...b]);
+}
+
+/** Pauses the source: the Cluster first (it pauses everything CAPI does for it), then the rest. */
+async function pauseSource(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
+  const mover = moverOf(deps);
+  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => mover.list(ctx.namespace));
+  const cluster = objects.filter((o) => isCapiCluster(o) && !isPaused(o));
+  if (cluster.length > 0) {
+    await checkpoint(deps, ctx, 'pivot:pause-cluster');
+    await guarded(`pausing Cluster ${ctx.namespace}/${NAMES.capiCluster(ctx.name)}`, () => mover.pause(cluster));
+  }
+  const rest = objects.filter((o) => !isCapiCluster(o) && !isPaused(o) && !excluded(o));
+  if (rest.length > 0) {
+    await checkpoint(deps, ctx, 'pivot:pause-objects');
+    await guarded(`pausing the objects of ${ctx.namespace}`, () => mover.pause(rest));
+  }
+}
+
+/** The pivot step: starts, continues or finishes a pivot (see the module comment). */
+export const pivotStep: Step = async (ctx, deps) => {
+  const state = ctx.state;
+  if (!state || !ctx.model) return;
+  if (state.pivotComplete) {
+    await finishPivot(ctx, deps);
+    return;
+  }
+  if (!state.pivot) {
+    const blocker = pivotBlocker(ctx, deps);
+    if (blocker !== undefined) return;
+    await checkpoint(deps, ctx, 'pivot:start');
+    ctx.state = await writeState(deps, ctx.name, { pivot: { moveId: randomUUID(), startedAt: deps.now().toISOString() } });
+    deps.log.info({ cluster: ctx.name }, 'pivot started');
+    await event(ctx, deps, { type: 'Normal', reason: 'PivotStarted', message: `moving the Cluster API objects of ${ctx.namespace} into the cluster` });
+    // Status shows Pivoting before anything moves; the state Secret's write (watched) brings the next reconcile.
+    ctx.pivot = { complete: false, message: 'the pivot starts: pausing the Cluster API objects' };
+    return;
+  }
+  const pivot = ctx.state?.pivot;
+  if (!pivot) return;
+  ctx.pivot = { complete: false, message: 'pausing the Cluster API objects' };
+  const elapsed = deps.now().getTime() - Date.parse(pivot.startedAt);
+  if (elapsed > deps.config.pivotTimeoutMs) {
+    if ((await abortPivot(ctx, deps, `not complete after ${formatDuration(deps.config.pivotTimeoutMs)}`)) === 'completed') return finishPivot(ctx, deps);
+    throw waiting('PivotTimeout', `the pivot was aborted after ${formatDuration(deps.config.pivotTimeoutMs)} and the source unpaused; it is retried once the preconditions hold`);
+  }
+  const self = deps.agents?.agent(ctx.name)?.selfManagement;
+  if (self?.pivotComplete && self.moveId === pivot.moveId) {
+    // The child handled MoveComplete and this controller did not record it (it stopped in between).
+    await recordComplete(ctx, deps, 'the cluster reports the move complete; it manages itself');
+    return finishPivot(ctx, deps);
+  }
+  if (!deps.agents?.agent(ctx.name)) {
+    ctx.pivot = { complete: false, message: 'waiting for the agent to reconnect' };
+    throw waiting('AgentNotConnected', 'the pivot waits for the agent to reconnect (the source stays paused)');
+  }
+  await pauseSource(ctx, deps);
+  const batches = await discover(ctx, deps);
+  const agents = deps.agents;
+  const timeoutMs = deps.config.moveCommandTimeoutMs;
+  for (const [i, nodes] of batches.entries()) {
+    ctx.pivot = { complete: false, message: `moving batch ${i + 1}/${batches.length}` };
+    await checkpoint(deps, ctx, 'pivot:batch');
+    const ack = await agents.send(ctx.name, { moveBatch: { moveId: pivot.moveId, batchIndex: i, totalBatches: batches.length, targetNamespace: ctx.namespace, objects: nodes.map(moveObject) } }, { id: batchId(pivot.moveId, i, nodes), timeoutMs });
+    const outcome = ackOutcome(ack, `move batch ${i + 1}/${batches.length}`);
+    if (!outcome.ok) {
+      if (outcome.error.kind === 'stalling') await abortPivot(ctx, deps, outcome.error.message);
+      throw outcome.error;
+    }
+  }
+  ctx.pivot = { complete: false, message: 'completing the move' };
+  if (!pivot.completing) {
+    // Recorded before MoveComplete goes out: from here an abort must hear from the child first (abortPivot).
+    await checkpoint(deps, ctx, 'pivot:completing');
+    ctx.state = await writeState(deps, ctx.name, (s): ClusterState => (s.pivot ? { ...s, pivot: { ...s.pivot, completing: true } } : s));
+  }
+  await checkpoint(deps, ctx, 'pivot:complete');
+  const ack = await agents.send(ctx.name, { moveComplete: { moveId: pivot.moveId, targetNamespace: ctx.namespace, manifests: [] } }, { id: `${pivot.moveId}-complete`, timeoutMs });
+  const outcome = ackOutcome(ack, 'move complete');
+  if (!outcome.ok) {
+    if (outcome.error.kind === 'stalling') await abortPivot(ctx, deps, outcome.error.message);
+    throw outcome.error;
+  }
+  await recordComplete(ctx, deps, `${batches.reduce((n, b) => n + b.length, 0)} Cluster API objects moved into the cluster in ${batches.length} batches; it manages itself`);
+  await finishPivot(ctx, deps);
+};
+
+/** The durable end of the move: from here the child holds the live objects and the source is never unpaused. */
+async function recordComplete(ctx: Ctx, deps: ReconcileDeps, message: string): Promise<void> {
+  await checkpoint(deps, ctx, 'pivot:record');
+  ctx.state = await writeState(deps, ctx.name, { pivotComplete: true });
+  deps.log.info({ cluster: ctx.name }, 'pivot complete');
+  await event(ctx, deps, { type: 'Normal', reason: 'PivotComplete', message });
+}
+
+/** After the move: the parent's copies cleaned up once, then the Cluster shadow checked on every reconcile. */
+async function finishPivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
+  ctx.pivot = { complete: true, message: 'the move is complete' };
+  if (ctx.state?.pivotCleanupComplete) {
+    // A Cluster that lost its shadow marks (deleted and re-applied by the GitOps engine, say) would be
+    // provisioned a second time by the parent's Cluster API: shadow it again at once.
+    const cluster = ctx.capiCluster;
+    if (cluster && (!isPaused(cluster as ListedObject) || cluster.metadata.annotations?.[MOVE.pivotedTo] !== ctx.name || (cluster.metadata.finalizers ?? []).length > 0)) {
+      deps.log.warn({ cluster: ctx.name }, 'shadow lost its marks; shadowing again');
+      await shadow(ctx, deps, await discover(ctx, deps));
+    }
+    return;
+  }
+  const batches = await discover(ctx, deps);
+  const git = gitManaged(ctx, deps);
+  const isGit = (n: MoveNode) => git.has(objectKey(n.apiVersion, n.kind, n.name));
+  const mover = moverOf(deps);
+  // Dependents first, as Kubernetes' garbage collector would: a layer never outlives what it owns.
+  for (const nodes of [...batches].reverse()) {
+    const doomed = nodes.filter((n) => !isGit(n));
+    if (doomed.length === 0) continue;
+    await checkpoint(deps, ctx, 'pivot:delete');
+    await guarded(`deleting the moved objects of ${ctx.namespace}`, () => mover.remove([...doomed].reverse().map((n) => n.object)));
+  }
+  await shadow(ctx, deps, batches.map((b) => b.filter(isGit)));
+  await checkpoint(deps, ctx, 'pivot:cleaned');
+  ctx.state = await writeState(deps, ctx.name, { pivotCleanupComplete: true });
+  deps.log.info({ cluster: ctx.name }, 'pivot source cleaned up');
+}
+
+/** Makes the objects inert shadows: paused, finalizers stripped, annotated with where they live now. */
+async function shadow(ctx: Ctx, deps: ReconcileDeps, batches: readonly (readonly MoveNode[])[]): Promise<void> {
+  const mover = moverOf(deps);
+  for (const n of batches.flat()) {
+    const o = n.object;
+    const marked = o.metadata.annotations?.[MOVE.pivotedTo] === ctx.name && isPaused(o) && (o.metadata.finalizers ?? []).length === 0;
+    if (marked) continue;
+    await checkpoint(deps, ctx, 'pivot:shadow');
+    const patch: Record<string, unknown> = {
+      metadata: { finalizers: null, annotations: { [MOVE.pivotedTo]: ctx.name, ...(isCapiCluster(o) ? {} : { [MOVE.paused]: '' }) } },
+      ...(isCapiCluster(o) ? { spec: { paused: true } } : {}),
+    };
+    await guarded(`shadowing ${n.kind} ${ctx.namespace}/${n.name}`, () => mover.patch(o, patch));
+  }
+}
+
+/**
+ * Gives up a pivot that is not complete, without ever letting the objects be live on both sides:
+ *  - the child already completed this move (its heartbeat says so): the pivot is complete, not aborted;
+ *  - otherwise the child's paused copies are released; the agent refuses while its copies are live, so an
+ *    acknowledged release proves the child holds nothing live;
+ *  - without that proof the source is unpaused only if MoveComplete was never sent (`pivot.completing`
+ *    unset): before it, the child's copies cannot be live.
+ * Resolves to what happened; throws `waiting` when the child must answer first.
+ */
+export async function abortPivot(ctx: Ctx, deps: ReconcileDeps, why: string): Promise<'aborted' | 'completed'> {
+  const pivot = ctx.state?.pivot;
+  if (!pivot || ctx.state?.pivotComplete) return 'completed';
+  const agents = deps.agents;
+  const agent = agents?.agent(ctx.name);
+  if (agent?.selfManagement?.pivotComplete && agent.selfManagement.moveId === pivot.moveId) {
+    await recordComplete(ctx, deps, 'the cluster reports the move complete; it manages itself');
+    return 'completed';
+  }
+  let released = false;
+  if (agents && agent) {
+    await checkpoint(deps, ctx, 'abort:release');
+    try {
+      const ack = await agents.send(ctx.name, { releaseCopies: { namespace: ctx.namespace } }, { id: `${pivot.moveId}-abort-${randomUUID()}`, timeoutMs: deps.config.moveCommandTimeoutMs });
+      released = ack.ok;
+      if (!ack.ok) deps.log.warn({ cluster: ctx.name, code: ack.errorCode }, 'child copies not released on abort');
+    } catch (e) {
+      deps.log.warn({ cluster: ctx.name, code: e instanceof LatticeError ? e.code : 'error' }, 'child copies not released on abort');
+    }
+  }
+  if (!released && pivot.completing) {
+    throw waiting('PivotAbortBlocked', `the pivot must be given up (${why}), but the cluster may already hold its objects live: waiting for its agent to confirm before the parent's copies are unpaused`);
+  }
+  const mover = moverOf(deps);
+  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => mover.list(ctx.namespace));
+  const paused = objects.filter((o) => isPaused(o) && !excluded(o));
+  if (paused.length > 0) {
+    await checkpoint(deps, ctx, 'abort:unpause');
+    // The Cluster last, so its objects are unpaused before anything reconciles them again.
+    await guarded(`unpausing the objects of ${ctx.namespace}`, () => mover.unpause([...paused.filter((o) => !isCapiCluster(o)), ...paused.filter(isCapiCluster)]));
+  }
+  await checkpoint(deps, ctx, 'abort:record');
+  ctx.state = await writeState(deps, ctx.name, (s): ClusterState => {
+    const { pivot: _aborted, ...rest } = s;
+    return rest;
+  });
+  ctx.pivot = undefined;
+  deps.log.warn({ cluster: ctx.name, reason: why }, 'pivot aborted');
+  await event(ctx, deps, { type: 'Warning', reason: 'PivotAborted', message: `the pivot was aborted and the source unpaused: ${why}` });
+  return 'aborted';
+}
+
+/**
+ * The cluster's spec for its agent (DESIGN §7.5): sent on every new connection and generation before the
+ * pivot (it names the addon namespaces the agent reports on) and, after the pivot, until the child reports
+ * it applied the generation.
+ */
+export const specSyncStep: Step = async (ctx, deps) => {
+  const agents = deps.agents;
+  const agent = ctx.agentInfo;
+  if (!agents || !agent || ctx.self || !ctx.model || !agent.capabilities.includes('specSync')) return;
+  const applied = agent.selfManagement?.appliedGeneration ?? 0;
+  ctx.appliedGeneration = applied;
+  const key = `${agent.connectionId}/${ctx.generation}`;
+  const remembered = deps.specSyncs?.get(ctx.name);
+  const pivoted = ctx.state?.pivotComplete === true;
+  if (remembered === key && (!pivoted || applied >= ctx.generation)) return;
+  const meta = ctx.lc.metadata;
+  const cluster = { apiVersion: ctx.lc.apiVersion ?? 'lattice.dev/v1alpha1', kind: 'LatticeCluster', metadata: { name: meta.name, ...(meta.labels ? { labels: meta.labels } : {}) }, spec: ctx.lc.spec };
+  const ack = await agents.send(ctx.name, { specSync: { cluster: Buffer.from(JSON.stringify(cluster), 'utf8'), generation: ctx.generation } }, { id: `spec-${meta.uid ?? ctx.name}-${ctx.generation}-${pivoted ? 'pivoted' : 'pre'}`, timeoutMs: deps.config.moveCommandTimeoutMs });
+  if (!ack.ok) {
+    throw ack.retryable ? transient('SpecSyncFailed', `the agent did not apply generation ${ctx.generation}: ${ack.errorCode}${ack.error ? ` (${ack.error})` : ''}`)
+      : stalling('SpecSyncRejected', `the agent refused generation ${ctx.generation}: ${ack.errorCode}${ack.error ? ` (${ack.error})` : ''}`);
+  }
+  deps.specSyncs?.set(ctx.name, key);
+  if (ack.specSync) ctx.appliedGeneration = Math.max(applied, ack.specSync.appliedGeneration);
+  if (pivoted && (ctx.appliedGeneration ?? 0) >= ctx.generation && applied < ctx.generation) {
+    deps.log.info({ cluster: ctx.name, generation: ctx.generation }, 'spec applied in the child');
+    await event(ctx, deps, { type: 'Normal', reason: 'SpecApplied', message: `the cluster applied generation ${ctx.generation} to itself` });
+  }
+};
+
+// --- Unpivot ------------------------------------------------------------------------------------
+
+/** The objects of the unpivot answer, in order, for the mover. */
+function incoming(batches: readonly { objects: readonly { sourceUid: string; manifest: Buffer; owners: readonly { sourceUid: string; apiVersion: string; kind: string; name: string; controller: boolean; blockOwnerDeletion: boolean }[] }[] }[]): IncomingObject[] {
+  const out: IncomingObject[] = [];
+  for (const b of batches) {
+    for (const o of b.objects) {
+      let object: unknown;
+      try {
+        object = JSON.parse(Buffer.from(o.manifest).toString('utf8'));
+      } catch {
+        throw stalling('UnpivotInvalid', `the agent sent an object (source uid ${o.sourceUid}) that is not JSON`);
+      }
+      if (typeof object !== 'object' || object === null || Array.isArray(object)) throw stalling('UnpivotInvalid', `the agent sent an object (source uid ${o.sourceUid}) that is not a JSON object`);
+      out.push({
+        sourceUid: o.sourceUid,
+        object: object as Record<string, unknown>,
+        owners: o.owners.map((r) => ({ uid: r.sourceUid, apiVersion: r.apiVersion, kind: r.kind, name: r.name, ...(r.controller ? { controller: true } : {}), ...(r.blockOwnerDeletion ? { blockOwnerDeletion: true } : {}) })),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Deletion of a cluster that pivoted: brings its live objects back before anything is torn down. Runs in
+ * the deletion steps; returns once the parent holds live (unpaused) objects again.
+ */
+export async function unpivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
+  const agents = deps.agents;
+  const mover = moverOf(deps);
+  let state = ctx.state;
+  if (!state) return;
+  if (!state.unpivotImportComplete) {
+    if (!agents?.agent(ctx.name)) throw waiting('AgentNotConnected', 'the unpivot waits for the agent: the cluster holds its own Cluster API objects and must send them back before teardown');
+    await checkpoint(deps, ctx, 'unpivot:request');
+    const { ack, batches } = await agents.unpivot(ctx.name, ctx.namespace, { id: `unpivot-${randomUUID()}`, timeoutMs: deps.config.moveCommandTimeoutMs });
+    const outcome = ackOutcome(ack, 'unpivot');
+    if (!outcome.ok) throw outcome.error;
+    const objects = incoming(batches);
+    if (objects.length === 0) throw stalling('UnpivotEmpty', 'the agent sent no Cluster API objects back; refusing to tear down what the parent cannot see');
+    await checkpoint(deps, ctx, 'unpivot:import');
+    const result = await guarded(`importing the objects of ${ctx.namespace}`, () => mover.receive(ctx.namespace, objects, { adopt: (existing) => existing.metadata.annotations?.[MOVE.pivotedTo] !== undefined }));
+    if (result.errors.length > 0) {
+      const first = result.errors[0];
+      const detail = `${result.errors.length} object(s) not imported${first ? `, first (source uid ${first.sourceUid}): ${first.message}` : ''}`;
+      throw result.errors.every((e) => e.retryable) ? transient('UnpivotImportFailed', detail) : stalling('UnpivotImportRejected', detail);
+    }
+    await checkpoint(deps, ctx, 'unpivot:record');
+    state = ctx.state = await writeState(deps, ctx.name, { unpivotImportComplete: true });
+    deps.log.info({ cluster: ctx.name, objects: objects.length }, 'unpivot imported');
+    await event(ctx, deps, { type: 'Normal', reason: 'UnpivotImported', message: `${objects.length} Cluster API objects imported back from the cluster` });
+  }
+  if (!state.unpivotReleased) {
+    if (!agents?.agent(ctx.name)) throw waiting('AgentNotConnected', 'waiting for the agent to delete its paused copies of the Cluster API objects');
+    await checkpoint(deps, ctx, 'unpivot:release');
+    const ack = await agents.send(ctx.name, { releaseCopies: { namespace: ctx.namespace } }, { id: `release-${state.pivot?.moveId ?? ctx.name}`, timeoutMs: deps.config.moveCommandTimeoutMs });
+    const outcome = ackOutcome(ack, 'release');
+    if (!outcome.ok) throw outcome.error;
+    await checkpoint(deps, ctx, 'unpivot:released');
+    ctx.state = await writeState(deps, ctx.name, { unpivotReleased: true });
+  }
+  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => mover.list(ctx.namespace));
+  const paused = objects.filter((o) => isPaused(o) && !excluded(o));
+  if (paused.length > 0) {
+    await checkpoint(deps, ctx, 'unpivot:unpause');
+    await guarded(`unpausing the objects of ${ctx.namespace}`, () => mover.unpause([...paused.filter((o) => !isCapiCluster(o)), ...paused.filter(isCapiCluster)]));
+    deps.log.info({ cluster: ctx.name }, 'unpivot complete');
+    await event(ctx, deps, { type: 'Normal', reason: 'Unpivoted', message: 'the Cluster API objects are live in the parent again; tearing the cluster down' });
+  }
+}
