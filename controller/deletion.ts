@@ -54,6 +54,7 @@ export const deleteSteps: readonly Step[] = [
     });
     if (!cluster) return;
     if (!cluster.metadata.deletionTimestamp) {
+      await deps.checkpoint?.('teardown:delete', ctx.name);
       await guarded(`deleting ${id}`, () => deps.kube.remove(r, name, ctx.namespace));
       deps.log.info({ cluster: ctx.name }, 'cluster api cluster deletion started');
       await event(ctx, deps, { type: 'Normal', reason: 'DeletionStarted', message: `${id} deleted: Cluster API tears the infrastructure down` });

@@ -40,10 +40,12 @@ import type { ClusterState } from './state.js';
 
 /** The points `deps.checkpoint` is called at, in the order a pivot and an unpivot reach them. */
 export const CHECKPOINTS = [
-  'pivot:start', 'pivot:pause-cluster', 'pivot:pause-objects', 'pivot:batch', 'pivot:completing', 'pivot:complete', 'pivot:record',
+  'pivot:release-leftovers', 'pivot:start', 'pivot:pause-cluster', 'pivot:pause-objects', 'pivot:batch', 'pivot:completing', 'pivot:complete', 'pivot:record',
   'pivot:delete', 'pivot:shadow', 'pivot:cleaned',
   'unpivot:request', 'unpivot:import', 'unpivot:record', 'unpivot:release', 'unpivot:released', 'unpivot:unpause',
   'abort:release', 'abort:unpause', 'abort:record',
+  // deletion.ts: just before the CAPI Cluster is deleted (Cluster API then tears the infrastructure down).
+  'teardown:delete',
 ] as const;
 export type Checkpoint = (typeof CHECKPOINTS)[number];
 
@@ -144,6 +146,7 @@ export const pivotStep: Step = async (ctx, deps) => {
   if (!state.pivot) {
     const blocker = pivotBlocker(ctx, deps);
     if (blocker !== undefined) return;
+    await releaseLeftovers(ctx, deps);
     await checkpoint(deps, ctx, 'pivot:start');
     ctx.state = await writeState(deps, ctx.name, { pivot: { moveId: randomUUID(), startedAt: deps.now().toISOString() } });
     deps.log.info({ cluster: ctx.name }, 'pivot started');
@@ -207,6 +210,20 @@ async function recordComplete(ctx: Ctx, deps: ReconcileDeps, message: string): P
   ctx.state = await writeState(deps, ctx.name, { pivotComplete: true });
   deps.log.info({ cluster: ctx.name }, 'pivot complete');
   await event(ctx, deps, { type: 'Normal', reason: 'PivotComplete', message });
+}
+
+/**
+ * Before a new move: copies an earlier, aborted move may have left in the child are released, so the new
+ * move never reuses a stale one (the receiver treats an existing object as already received).
+ */
+async function releaseLeftovers(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
+  const agents = deps.agents;
+  if (!agents) return;
+  await checkpoint(deps, ctx, 'pivot:release-leftovers');
+  const ack = await agents.send(ctx.name, { releaseCopies: { namespace: ctx.namespace } }, { id: `leftovers-${randomUUID()}`, timeoutMs: deps.config.moveCommandTimeoutMs });
+  const outcome = ackOutcome(ack, 'releasing leftovers of an earlier move');
+  if (!outcome.ok) throw outcome.error;
+  if ((ack.release?.deleted ?? 0) > 0) deps.log.warn({ cluster: ctx.name, deleted: ack.release?.deleted }, 'leftover copies released');
 }
 
 /** After the move: the parent's copies cleaned up once, then the Cluster shadow checked on every reconcile. */
@@ -274,6 +291,12 @@ export async function abortPivot(ctx: Ctx, deps: ReconcileDeps, why: string): Pr
     return 'completed';
   }
   let released = false;
+  const overdue = deps.now().getTime() - Date.parse(pivot.startedAt) > deps.config.pivotTimeoutMs;
+  if (!agent && !overdue) {
+    // The child's copies should go before the source wakes up; an agent away longer than the pivot timeout
+    // is not waited for (its copies are paused, and the next pivot releases leftovers before it starts).
+    throw waiting('AgentNotConnected', `the pivot is being given up (${why}): waiting for the agent to release the cluster's paused copies`);
+  }
   if (agents && agent) {
     await checkpoint(deps, ctx, 'abort:release');
     try {

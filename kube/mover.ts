@@ -92,6 +92,8 @@ export interface MoverOptions {
   readonly retry?: { readonly attempts?: number; readonly delayMs?: number };
   /** @default a timer */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** How long the movable kinds (from the CRDs) are reused before they are listed again. @default 30000 */
+  readonly discoveryTtlMs?: number;
 }
 
 /**
@@ -173,6 +175,7 @@ class KubeMover implements Mover {
   private readonly delayMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly log: Logger;
+  private movableKinds?: { readonly at: number; readonly kinds: Promise<Kind[]> };
 
   constructor(private readonly options: MoverOptions) {
     this.objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
@@ -199,8 +202,24 @@ class KubeMover implements Mover {
     }
   }
 
+  /**
+   * The kinds, read again at most every `discoveryTtlMs`: listing every CRD (schemas included) is the costliest
+   * read of a move, and a move lists its namespace several times. A failed read is not kept.
+   */
+  private kinds(): Promise<Kind[]> {
+    const ttl = this.options.discoveryTtlMs ?? 30_000;
+    const now = performance.now();
+    if (this.movableKinds && now - this.movableKinds.at < ttl) return this.movableKinds.kinds;
+    const kinds = this.discoverKinds();
+    this.movableKinds = { at: now, kinds };
+    kinds.catch(() => {
+      if (this.movableKinds?.kinds === kinds) this.movableKinds = undefined;
+    });
+    return kinds;
+  }
+
   /** The movable, namespaced kinds this API server serves, at their storage version, sorted (so lists come back in a stable order). */
-  private async kinds(): Promise<Kind[]> {
+  private async discoverKinds(): Promise<Kind[]> {
     const crds = await this.call('list customresourcedefinitions', () => this.extensions.listCustomResourceDefinition());
     const listed: Kind[] = [...CORE_KINDS];
     for (const crd of crds.items) {

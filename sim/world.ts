@@ -32,10 +32,15 @@ export interface WorldOptions {
   readonly controllerConfig?: Partial<ControllerConfig>;
   /** Pause between simulated Cluster API passes. @default 50 */
   readonly capiIntervalMs?: number;
+  /** How often the simulated Argo CD re-reads objects. @default 20 */
+  readonly argoPollMs?: number;
   readonly heartbeatIntervalMs?: number;
   readonly log?: Logger;
-  /** See ReconcileDeps.checkpoint. */
-  readonly checkpoint?: (point: string, cluster: string) => void | Promise<void>;
+  /**
+   * See ReconcileDeps.checkpoint: called with the controller's incarnation (1, 2, ... one per start), so a
+   * test can tell a stopped controller's late calls from the running one's.
+   */
+  readonly checkpoint?: (incarnation: number) => (point: string, cluster: string) => void | Promise<void>;
   /** Extra agent options (the crash tests pass handler checkpoints). */
   readonly agentOptions?: (cluster: string) => Partial<AgentOptions>;
 }
@@ -62,7 +67,9 @@ export interface World {
   /** Starts (or restarts: a fresh instance) the agent of a child. */
   startAgent(cluster: string): Promise<Agent>;
   stopAgent(cluster: string): Promise<void>;
-  /** Stops the controller and starts a fresh one (same cell ports, CA and state in the API server). */
+  /** Stops a child's agent and Cluster API and closes its API server. */
+  removeChild(cluster: string): Promise<void>;
+  /** Stops the controller and starts a fresh one (same cell ports, CA and state in the API server). Serialized. */
   restartController(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -96,12 +103,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     childServer: (c) => children.get(c.name)?.sim.url,
     childKubeConfig: (c) => children.get(c.name)?.sim.kc,
   });
-  const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), pollMs: 20 });
+  const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), pollMs: options.argoPollMs ?? 20 });
   const tokens = stateSecretTokenStore({ kube: createKube(parent.kc, { fieldManager: 'lattice-cell' }) });
   let cell: Cell | undefined;
   // Fixed after the first start: a restarted controller's cell listens where the agents already dial.
   let ports = { grpcPort: 0, bootstrapPort: 0 };
+  let incarnation = 0;
   const startController = (): Harness => {
+    incarnation += 1;
     const leader = leaderCell({
       host: '127.0.0.1', tokens,
       start: async () => {
@@ -114,10 +123,11 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       sim: parent, log,
       config: { progressIntervalMs: 200, ...options.controllerConfig },
       agents: leader.integration, whileLeading: leader.service,
-      ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
+      ...(options.checkpoint ? { checkpoint: options.checkpoint(incarnation) } : {}),
     });
   };
   let controller = startController();
+  let restarting: Promise<void> = Promise.resolve();
   capi.start();
   argo.start();
   await parent.objects.create({ apiVersion: 'lattice.dev/v1alpha1', kind: 'InfraProvider', metadata: { name: 'docker', namespace: 'lattice-system' }, spec: { type: 'docker' } } as KubernetesObject);
@@ -161,11 +171,23 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       await child?.agent?.stop();
       if (child) child.agent = undefined;
     },
-    async restartController() {
-      await controller.stop();
-      controller = startController();
+    async removeChild(cluster) {
+      const child = children.get(cluster);
+      if (!child) return;
+      children.delete(cluster);
+      await child.agent?.stop();
+      await child.capi.stop();
+      await child.sim.server.close();
+    },
+    restartController() {
+      restarting = restarting.then(async () => {
+        await controller.stop();
+        controller = startController();
+      });
+      return restarting;
     },
     async stop() {
+      await restarting;
       argo.stop();
       await Promise.all([...children.values()].map((c) => c.agent?.stop()));
       await controller.stop();

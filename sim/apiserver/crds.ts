@@ -20,17 +20,31 @@ function yamlFiles(path: string): string[] {
  * Other documents are skipped; unreadable YAML throws with the file name.
  */
 export function loadCrdFiles(paths: readonly string[]): KubeObject[] {
+  // Copies: the caller's store keeps (and may change) what it is given, the cache must not see that.
+  return paths.flatMap(yamlFiles).flatMap((file) => crdsOf(file).map((crd) => structuredClone(crd)));
+}
+
+/**
+ * Parsed CRDs by file, for as long as the file is unchanged: tests and the demo start many servers from the
+ * same upstream CRDs, and parsing them again for each costs a second of CPU.
+ */
+const parsed = new Map<string, { readonly stamp: string; readonly crds: readonly KubeObject[] }>();
+
+function crdsOf(file: string): readonly KubeObject[] {
+  const stat = statSync(file);
+  const stamp = `${stat.mtimeMs}/${stat.size}`;
+  const hit = parsed.get(file);
+  if (hit?.stamp === stamp) return hit.crds;
   const out: KubeObject[] = [];
-  for (const file of paths.flatMap(yamlFiles)) {
-    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
-      const problem = doc.errors[0];
-      if (problem) throw new Error(`${file}: invalid YAML: ${problem.message}`);
-      // CRD files are trusted inputs (ours or pinned upstream ones), and use anchors on purpose.
-      const value: unknown = doc.toJS({ maxAliasCount: -1 });
-      if (isRecord(value) && value.kind === 'CustomResourceDefinition' && value.apiVersion === 'apiextensions.k8s.io/v1') {
-        out.push(decodeObject(value));
-      }
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const problem = doc.errors[0];
+    if (problem) throw new Error(`${file}: invalid YAML: ${problem.message}`);
+    // CRD files are trusted inputs (ours or pinned upstream ones), and use anchors on purpose.
+    const value: unknown = doc.toJS({ maxAliasCount: -1 });
+    if (isRecord(value) && value.kind === 'CustomResourceDefinition' && value.apiVersion === 'apiextensions.k8s.io/v1') {
+      out.push(decodeObject(value));
     }
   }
+  parsed.set(file, { stamp, crds: out });
   return out;
 }

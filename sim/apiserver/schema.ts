@@ -55,22 +55,32 @@ function walk(value: unknown, schema: SchemaNode, path: Path, root: boolean, pru
   }
 }
 
-/** Per-server schema compiler: one ajv, validators compiled on first use and kept per schema object. */
+/**
+ * Validators by schema text, shared by every server of the process: compiling is pure (same ajv options, same
+ * schema, same function), and tests and the demo run many servers with the same CRDs.
+ */
+let sharedAjv: Ajv | undefined;
+const byText = new Map<string, ValidateFunction | Error>();
+
+/** Per-server schema compiler: validators compiled on first use and kept per schema object. */
 export class SchemaCache {
-  private ajv: Ajv | undefined;
   private readonly compiled = new WeakMap<SchemaNode, ValidateFunction | Error>();
 
   /** The validator of a schema; compile errors are returned, not thrown, and cached too. */
   validator(schema: SchemaNode): ValidateFunction | Error {
     const hit = this.compiled.get(schema);
     if (hit) return hit;
-    this.ajv ??= createKubernetesAjv();
-    let result: ValidateFunction | Error;
-    try {
-      // Unknown fields are already pruned (the API server prunes rather than rejects by default).
-      result = compileStructuralSchema(this.ajv, schema, { rejectUnknownFields: false });
-    } catch (e) {
-      result = e instanceof Error ? e : new Error(String(e));
+    const text = JSON.stringify(schema);
+    let result = byText.get(text);
+    if (!result) {
+      sharedAjv ??= createKubernetesAjv();
+      try {
+        // Unknown fields are already pruned (the API server prunes rather than rejects by default).
+        result = compileStructuralSchema(sharedAjv, schema, { rejectUnknownFields: false });
+      } catch (e) {
+        result = e instanceof Error ? e : new Error(String(e));
+      }
+      byText.set(text, result);
     }
     this.compiled.set(schema, result);
     return result;

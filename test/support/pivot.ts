@@ -2,13 +2,17 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { isPaused, type ListedObject } from '../../core/move/graph.js';
-import { createMover } from '../../kube/mover.js';
+import { createMover, type Mover } from '../../kube/mover.js';
 
 export type Obj = Record<string, unknown> & { apiVersion?: string; kind?: string; metadata?: { name?: string; uid?: string; generation?: number; annotations?: Record<string, string>; finalizers?: string[] } };
 
 /** Every movable object of the namespace (what a pivot looks at), sorted by kind and name. */
+const movers = new WeakMap<KubeConfig, Mover>();
+
 export async function capiObjects(kc: KubeConfig, namespace: string): Promise<ListedObject[]> {
-  const objects = await createMover({ kubeConfig: kc, fieldManager: 'test', log: pino({ level: 'silent' }) }).list(namespace);
+  let mover = movers.get(kc);
+  if (!mover) movers.set(kc, (mover = createMover({ kubeConfig: kc, fieldManager: 'test', log: pino({ level: 'silent' }) })));
+  const objects = await mover.list(namespace);
   return [...objects].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
 }
 
