@@ -9,7 +9,7 @@
  * Secret), which is what the crash tests need.
  */
 import { join } from 'node:path';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { specRenderer } from '../cli/load.js';
@@ -30,6 +30,8 @@ export interface WorldOptions {
   readonly repo: string;
   readonly upstreamCrds: string;
   readonly controllerConfig?: Partial<ControllerConfig>;
+  /** How the controller reaches the parent (e.g. through a recording proxy). @default the parent's own kubeconfig */
+  readonly controllerKubeConfig?: (parent: SimClients) => KubeConfig | Promise<KubeConfig>;
   /** Pause between simulated Cluster API passes. @default 50 */
   readonly capiIntervalMs?: number;
   /** How often the simulated Argo CD re-reads objects. @default 20 */
@@ -97,6 +99,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   const renderer = specRenderer();
   const parent = await startSim({ crds: [join(options.repo, 'crds'), options.upstreamCrds], namespaces: ['default', 'argocd', 'lattice-system'] });
   const checks: HealthChecks = await createHealthChecks();
+  const controllerKubeConfig = await options.controllerKubeConfig?.(parent);
   const children = new Map<string, Child>();
   const capi = createCapiSim({
     kubeConfig: parent.kc, intervalMs: options.capiIntervalMs ?? 50, apiVersions: renderer.versions.apiVersions,
@@ -121,6 +124,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     });
     return startHarness({
       sim: parent, log,
+      ...(controllerKubeConfig ? { kubeConfig: controllerKubeConfig } : {}),
       config: { progressIntervalMs: 200, ...options.controllerConfig },
       agents: leader.integration, whileLeading: leader.service,
       ...(options.checkpoint ? { checkpoint: options.checkpoint(incarnation) } : {}),

@@ -8,6 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { createHealthChecks } from '../sim/health/lua.js';
 import { specRenderer } from '../cli/load.js';
 import { argocdObjects } from '../core/flavor/flavors.js';
 import type { LatticeCluster } from '../core/spec/model.js';
@@ -81,6 +83,23 @@ describe('pivot, spec sync and unpivot of a rendered cluster', () => {
     const after = await capiObjects(world.parent.kc, 'capi-dev');
     expect(after.map((o) => o.metadata.uid)).toEqual(before.map((o) => o.metadata.uid));
     expect(liveObjects(after)).toEqual([]);
+    // AND the same holds for Flux's way of applying (kustomize-controller: forced server-side apply)
+    for (const doc of renderer.renderCluster(changed)) {
+      await world.parent.objects.patch(parseAllDocuments(doc.text)[0]?.toJS() as KubernetesObject, undefined, undefined, 'kustomize-controller', true, PatchStrategy.ServerSideApply);
+    }
+    const applied = await capiObjects(world.parent.kc, 'capi-dev');
+    expect(applied.map((o) => o.metadata.uid)).toEqual(before.map((o) => o.metadata.uid));
+    expect(liveObjects(applied)).toEqual([]);
+    for (const o of applied.filter((x) => x.apiVersion !== 'v1')) expect([o.kind, o.metadata.annotations?.['lattice.dev/pivoted-to'], o.metadata.finalizers ?? []]).toEqual([o.kind, 'dev', []]);
+    // AND Argo CD's health checks (ours, in argocd/) call every shadow Healthy
+    const checks = await createHealthChecks();
+    try {
+      const assessed = applied.map((o) => [`${o.kind}/${o.metadata.name}`, checks.health(o as unknown as Record<string, unknown>)] as const).filter(([, h]) => h !== undefined);
+      expect(assessed.length).toBeGreaterThanOrEqual(3);
+      for (const [key, h] of assessed) expect([key, h?.status]).toEqual([key, 'Healthy']);
+    } finally {
+      checks.close();
+    }
     await eventually(async () => expect((await capiObjects(child.sim.kc, 'capi-dev')).filter((o) => o.kind === 'Machine')).toHaveLength(4), { timeoutMs: 30_000 });
 
     // WHEN the LatticeCluster is deleted (removed from git)
