@@ -218,6 +218,18 @@ describe('pivot: the child side', () => {
     const stillPaused = await childMachineDeployment();
     expect(stillPaused && isPaused(stillPaused)).toBe(true);
     if (stillPaused) await childMover.unpause([stillPaused]);
+    // WHEN a batch of this move (or a completion of another) reaches the cluster that now manages itself,
+    // after the cluster deleted one of the moved objects
+    const machine = (await childObjects()).find((o) => o.kind === 'Machine');
+    if (!machine) throw new Error('no Machine');
+    await childMover.remove([machine]);
+    const count = (await childObjects()).length;
+    const late = await restartedAgent().moveBatch(moveBatch('b-late', batches.length - 1), capture());
+    const other = await restartedAgent().moveComplete({ id: 'c-other', body: 'moveComplete', moveComplete: { moveId: 'another-move', targetNamespace: NS, manifests: [] } }, capture());
+    // THEN both are refused as AlreadyPivoted, and nothing comes back
+    expect(late).toMatchObject({ ok: false, code: 'AlreadyPivoted', retryable: false });
+    expect(other).toMatchObject({ ok: false, code: 'AlreadyPivoted', retryable: false });
+    expect((await childObjects()).length).toBe(count);
   });
 
   it('after the pivot, applies a changed spec to the child\'s objects and reports the applied generation; older ones are ignored', async () => {
@@ -253,8 +265,15 @@ describe('pivot: the child side', () => {
 
   it('unpivot: pauses everything and streams the graph back owners first on the command\'s session, then acknowledges', async () => {
     // GIVEN the live child (its Cluster API created objects of its own since the pivot)
-    const session = capture();
     // WHEN the cell asks for the objects back
+    // THEN the agent pauses them and answers retryable until the child's controllers acknowledge the pause
+    // (until then one may still create an object that would not be sent)
+    const early = capture();
+    expect(await restartedAgent().unpivotRequest(unpivotRequest('u-0'), early)).toMatchObject({ ok: false, code: 'Failed', retryable: true, error: expect.stringContaining('acknowledge the pause') });
+    expect(early.sent).toEqual([]);
+    expect((await childCapi.reconcileOnce()).clusters[0]?.state).toBe('paused');
+    // WHEN it asks again (a new id: the cell re-sends an unpivot request that way)
+    const session = capture();
     const ack = await restartedAgent().unpivotRequest(unpivotRequest('u-1'), session);
     // THEN every object is paused and was sent once, in batches that put owners before dependents
     const objects = await childObjects();

@@ -24,7 +24,7 @@ import { parse } from 'yaml';
 import { specRenderer } from '../cli/load.js';
 import { isRecord } from '../core/data.js';
 import { LatticeError } from '../core/errors.js';
-import { isCapiCluster, isPaused, movable, moveGraph, MOVE, pausePatch, type ListedObject, type MoveNode, type OwnerRef } from '../core/move/graph.js';
+import { isCapiCluster, isPaused, movable, moveGraph, MOVE, pauseAcknowledged, withPause, type ListedObject, type MoveNode, type OwnerRef } from '../core/move/graph.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import { AckCode, MAX_MESSAGE_BYTES, type DecodedCommand, type MoveObject, type SelfManagement } from '../controller/cell/protocol.js';
 import { refused as refusedByMover, type IncomingObject, type Mover } from '../kube/mover.js';
@@ -58,6 +58,7 @@ export type PivotHandlers = Readonly<Record<PivotCommand, CommandHandler>>;
 const BATCH_BYTES = MAX_MESSAGE_BYTES / 2;
 
 const invalid = (error: string): Outcome => ({ ok: false, code: AckCode.Invalid, error });
+const alreadyPivoted = (moveId: string): Outcome => ({ ok: false, code: AckCode.AlreadyPivoted, error: `the cluster already manages itself (move ${moveId})`, retryable: false });
 const failed = (error: string, retryable: boolean): Outcome => ({ ok: false, code: AckCode.Failed, error, retryable });
 
 /** A thrown LatticeError (a MoverError, the state store's) as a failed Ack; anything else goes to the dispatcher. */
@@ -74,17 +75,6 @@ function serialQueue(): <T>(task: () => Promise<T>) => Promise<T> {
     tail = run.catch(() => undefined);
     return run;
   };
-}
-
-/** RFC 7386 on plain JSON (what pausePatch returns). */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isRecord(patch)) return patch;
-  const out: Record<string, unknown> = isRecord(target) ? { ...target } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
 }
 
 /** A manifest of a MoveObject or MoveComplete: a JSON object naming a movable kind, or why not. */
@@ -164,19 +154,20 @@ export function pivotHandlers(deps: PivotDeps): PivotHandlers {
     if (!batch) return invalid('moveBatch carries no batch');
     const refused = wrongNamespace(batch.targetNamespace);
     if (refused) return refused;
+    // A cluster that manages itself takes no more copies: a batch re-sent after the move completed (a parent
+    // that stopped before recording it) would bring back objects the cluster has deleted since.
+    const recorded = await deps.state.load();
+    if (recorded.pivotComplete) return alreadyPivoted(recorded.moveId);
     const objects: IncomingObject[] = [];
     // Everything is checked before anything is created: a malformed batch changes nothing.
     for (const o of batch.objects) {
       if (!o.sourceUid) return invalid('an object of the batch has no source uid');
       const parsed = parseManifest(o.manifest);
       if ('problem' in parsed) return invalid(`object ${o.sourceUid}: ${parsed.problem}`);
-      let object: Record<string, unknown> = parsed.object;
       // The parent paused them before sending; should one come unpaused, it is paused here anyway: two
       // management clusters reconciling the same infrastructure is what the pivot must never allow.
-      if (!isPaused(parsed.object)) {
-        log.warn({ moveId: batch.moveId, kind: parsed.object.kind, name: parsed.object.metadata.name }, 'received object was not paused; pausing it');
-        object = mergePatch(object, pausePatch(parsed.object)) as Record<string, unknown>;
-      }
+      if (!isPaused(parsed.object)) log.warn({ moveId: batch.moveId, kind: parsed.object.kind, name: parsed.object.metadata.name }, 'received object was not paused; pausing it');
+      const object: Record<string, unknown> = withPause(parsed.object);
       const owners: OwnerRef[] = o.owners.map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, name: r.name, uid: r.sourceUid, ...(r.controller ? { controller: true } : {}), ...(r.blockOwnerDeletion ? { blockOwnerDeletion: true } : {}) }));
       objects.push({ sourceUid: o.sourceUid, object, owners });
     }
@@ -213,6 +204,7 @@ export function pivotHandlers(deps: PivotDeps): PivotHandlers {
       log.info({ moveId: complete.moveId }, 'move already complete');
       return { ok: true, moveComplete: { unpaused: 0 } };
     }
+    if (state.pivotComplete) return alreadyPivoted(state.moveId);
     const received = (await deps.mover.list(namespace)).filter(hasSourceUid);
     // Recording a pivot without the Cluster would tell the parent the child manages what it does not hold.
     if (!received.some((o) => isCapiCluster(o) && o.metadata.name === deps.cluster)) return failed(`no Cluster ${deps.cluster} was received in ${namespace}`, false);
@@ -270,9 +262,13 @@ export function pivotHandlers(deps: PivotDeps): PivotHandlers {
     const before = await deps.mover.list(namespace);
     const precheck = moveGraph(before, { cluster: deps.cluster });
     if (!precheck.ok) return failed(`${precheck.code}: ${precheck.message}`, false);
-    // Paused, then read again, so what goes back is what stays: nothing here changes them afterwards.
+    // Paused, then read again, so what goes back is what stays: nothing here changes them afterwards, once the
+    // controllers have acknowledged the pause (until then one may still be creating an object).
     const paused = await deps.mover.pause(before);
-    const graph = moveGraph(await deps.mover.list(namespace), { cluster: deps.cluster });
+    const after = await deps.mover.list(namespace);
+    const cluster = after.find((o) => isCapiCluster(o) && o.metadata.name === deps.cluster);
+    if (cluster && !pauseAcknowledged(cluster)) return failed(`waiting for the controllers of Cluster ${deps.cluster} to acknowledge the pause`, true);
+    const graph = moveGraph(after, { cluster: deps.cluster });
     if (!graph.ok) return failed(`${graph.code}: ${graph.message}`, false);
     const messages = chunk(graph.batches);
     let objects = 0;

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { LatticeError, transient, waiting } from '../core/errors.js';
+import { LatticeError, stalling, transient, waiting } from '../core/errors.js';
 import { AGENT } from '../core/flavor/agent.js';
 import { issueBootstrapToken, type StoredToken, type TokenStore } from './cell/bootstrap.js';
 import type { Cell } from './cell/cell.js';
@@ -43,14 +43,29 @@ export interface AgentIntegration {
   unpivot(cluster: string, namespace: string, options: { readonly id: string; readonly timeoutMs: number }): Promise<{ ack: Ack; batches: UnpivotBatch[] }>;
 }
 
+/** Limits of one unpivot answer: far above a real cluster's objects (a few hundred, a few MiB). */
+const MAX_UNPIVOT_BYTES = 256 * 1024 * 1024;
+const MAX_UNPIVOT_BATCHES = 10_000;
+
 /** The unpivot exchange over a cell's server (see AgentIntegration.unpivot). */
 async function unpivotOver(server: CellServer, cluster: string, namespace: string, options: { readonly id: string; readonly timeoutMs: number }): Promise<{ ack: Ack; batches: UnpivotBatch[] }> {
   const batches = new Map<number, UnpivotBatch>();
+  let bytes = 0;
+  let overflow = false;
   const unsubscribe = server.subscribe((e) => {
-    if (e.type === 'unpivotBatch' && e.cluster === cluster && e.batch.commandId === options.id) batches.set(e.batch.batchIndex, e.batch);
+    if (e.type !== 'unpivotBatch' || e.cluster !== cluster || e.batch.commandId !== options.id || overflow) return;
+    // Bounded: a child (compromised, or broken) must not be able to fill the parent's memory.
+    bytes += e.batch.objects.reduce((n, o) => n + o.manifest.length, 0);
+    if (bytes > MAX_UNPIVOT_BYTES || batches.size >= MAX_UNPIVOT_BATCHES) {
+      overflow = true;
+      batches.clear();
+      return;
+    }
+    batches.set(e.batch.batchIndex, e.batch);
   });
   try {
     const ack = await server.send(cluster, { unpivotRequest: { namespace } }, options);
+    if (overflow) throw stalling('UnpivotTooLarge', `the agent of cluster ${cluster} sent more than ${MAX_UNPIVOT_BATCHES} batches or ${MAX_UNPIVOT_BYTES / 1024 / 1024} MiB of objects back; refusing to import them`);
     if (!ack.ok) return { ack, batches: [] };
     // Batches travel on the stream before the Ack, in order: all of them are here, or the stream lost some.
     const expected = ack.unpivot?.batches ?? 0;

@@ -53,6 +53,8 @@ export interface ReconcileDeps {
   readonly checkpoint?: (point: string, cluster: string) => void | Promise<void>;
   /** The last spec sync each cluster's agent acknowledged (`<connectionId>/<generation>`), in memory. */
   readonly specSyncs?: Map<string, string>;
+  /** Whether this replica still leads: a pivot step never acts on a replica that lost its Lease. */
+  readonly isLeader?: () => boolean;
 }
 
 export interface ReconcileResult extends Pick<Outcome, 'requeueAfterMs' | 'retry'> {
@@ -86,6 +88,8 @@ export interface Ctx {
   capiCluster?: KObject;
   /** A pivot in progress or done (pivot.ts), for the Pivoted condition and the phase. */
   pivot?: { complete: boolean; message: string };
+  /** Why a pivot that could start waits (a Machine without its Node...), for the Pivoted condition. */
+  pivotWaiting?: string;
   /** The generation the child reports it applied to itself (after the pivot). */
   appliedGeneration?: number;
   /** Set by the deletion steps once everything is gone: remove the finalizer instead of writing status. */

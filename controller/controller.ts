@@ -106,6 +106,7 @@ export class Controller {
       // Pivots need the cell (the agent receives them); without one there is nothing to move into.
       ...(deps.agents ? { mover: createMover({ kubeConfig: deps.kubeConfig, fieldManager: FIELD_MANAGER, log }), specSyncs: new Map<string, string>() } : {}),
       ...(deps.checkpoint ? { checkpoint: deps.checkpoint } : {}),
+      isLeader: () => this.elector.isLeader,
     };
     this.elector = new LeaderElector({
       kubeConfig: deps.kubeConfig,

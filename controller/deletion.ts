@@ -3,7 +3,7 @@
  * the steps run while deletionTimestamp is set, and the finalizer removal once they are all done.
  */
 import { waiting, LatticeError } from '../core/errors.js';
-import { abortPivot, unpivot } from './pivot.js';
+import { abortPivot, stateLost, unpivot } from './pivot.js';
 import { clusterFacts } from './capi.js';
 import { isKubeError } from './kube.js';
 import { isOurs } from './registration.js';
@@ -25,10 +25,16 @@ export const deleteSteps: readonly Step[] = [
     ctx.deletion = { protected: false, unpivoting: false };
   },
   async function markers(ctx, deps) {
-    if (ctx.deletion?.protected) return;
     const ns = await guarded(`reading Namespace ${ctx.namespace}`, () => deps.kube.get(NAMESPACE, ctx.namespace));
-    ctx.state = ns ? (await readState(ctx, deps)).state : EMPTY_STATE;
-    // A pivot that never completed: the parent still holds the live objects (paused); give the move up.
+    const read = ns ? await readState(ctx, deps) : { state: EMPTY_STATE };
+    ctx.state = read.state;
+    ctx.agentInfo = deps.agents?.agent(ctx.name);
+    // Tearing down a cluster that holds its own objects while the parent's markers forgot it would orphan it.
+    // (No state Secret at all: the cleanup below already ran, the teardown is over.)
+    const lost = read.live ? stateLost(ctx) : undefined;
+    if (lost) throw lost;
+    // A pivot that never completed: both sides are paused; finish or give up the move even when the deletion
+    // is protected, so that one of them manages the cluster again.
     if (ctx.state.pivot && !ctx.state.pivotComplete) await abortPivot(ctx, deps, 'the LatticeCluster is being deleted');
   },
   async function unpivotFirst(ctx, deps) {

@@ -29,12 +29,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { stalling, transient, waiting, LatticeError } from '../core/errors.js';
-import { MOVE, moveGraph, isCapiCluster, isPaused, type ListedObject, type MoveNode } from '../core/move/graph.js';
+import { MOVE, moveBlocker, moveGraph, isCapiCluster, isPaused, pauseAcknowledged, withPause, type ListedObject, type MoveNode } from '../core/move/graph.js';
 import { groupOf } from '../core/render/versions.js';
-import type { Ack } from './cell/protocol.js';
+import { AckCode, type Ack } from './cell/protocol.js';
 import type { IncomingObject, Mover } from '../kube/mover.js';
 import { formatDuration } from './config.js';
-import { event, guarded, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
+import { event, guarded, rec, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
 import { NAMES } from './resources.js';
 import type { ClusterState } from './state.js';
 
@@ -50,6 +50,8 @@ export const CHECKPOINTS = [
 export type Checkpoint = (typeof CHECKPOINTS)[number];
 
 async function checkpoint(deps: ReconcileDeps, ctx: Ctx, point: Checkpoint): Promise<void> {
+  // A replica that lost its Lease finishes its reconcile; it must not move anything while the new leader does.
+  if (deps.isLeader && !deps.isLeader()) throw transient('NotLeader', 'this replica no longer leads; the pivot continues on the leader');
   await deps.checkpoint?.(point, ctx.name);
 }
 
@@ -68,7 +70,7 @@ function gitManaged(ctx: Ctx, deps: ReconcileDeps): Set<string> {
 }
 
 function moverOf(deps: ReconcileDeps): Mover {
-  if (!deps.mover) throw new Error('the pivot needs deps.mover');
+  if (!deps.mover) throw waiting('NoCell', 'moving Cluster API objects needs the cell (--cell-host) on this controller');
   return deps.mover;
 }
 
@@ -94,11 +96,29 @@ export function pivotBlocker(ctx: Ctx, deps: ReconcileDeps): string | undefined 
 /** A command's Ack as the next step: ok, retry later (transient), or a refusal (stalling). */
 function ackOutcome(ack: Ack, what: string): { ok: true } | { ok: false; error: LatticeError } {
   if (ack.ok) return { ok: true };
-  const detail = `${what}: the agent answered ${ack.errorCode}${ack.error ? ` (${ack.error})` : ''}`;
+  // The child's words go into conditions and events: bounded.
+  const said = ack.error.length > 300 ? `${ack.error.slice(0, 297)}...` : ack.error;
+  const detail = `${what}: the agent answered ${ack.errorCode}${said ? ` (${said})` : ''}`;
+  if (ack.errorCode === AckCode.AlreadyPivoted) return { ok: false, error: waiting('WaitingForChild', `${detail}; waiting for its record of the move`) };
   return { ok: false, error: ack.retryable ? transient('MoveRetry', `${detail}; retrying`) : stalling('MoveRejected', detail) };
 }
 
-/** A stable id per batch content, so a re-sent batch is recognised and a changed one is executed again. */
+/**
+ * The parent's markers say no move completed, but the cluster (its agent, or the status that mirrors the
+ * markers) says one did: the state Secret was lost or rewritten. Starting a move, or tearing down, would act
+ * on a cluster that holds its own objects; only a person can tell what happened.
+ */
+export function stateLost(ctx: Ctx): LatticeError | undefined {
+  const state = ctx.state;
+  if (!state || state.pivotComplete) return undefined;
+  const self = ctx.agentInfo?.selfManagement;
+  const childSays = self?.pivotComplete === true && self.moveId !== state.pivot?.moveId;
+  const statusSays = rec(ctx.statusBefore).pivotComplete === true;
+  if (!childSays && !statusSays) return undefined;
+  return stalling('PivotStateLost', `Secret ${ctx.namespace}/${NAMES.stateSecret} records no completed pivot, but ${childSays ? `the cluster's agent reports move ${self?.moveId ?? ''} complete` : 'status.pivotComplete is true'}: restore the Secret's pivot-complete marker (and pivot-move-id) before anything else happens to this cluster`);
+}
+
+/** A stable id per batch and its objects (by uid), so a re-sent batch is recognised and a changed set is executed again. */
 const batchId = (moveId: string, index: number, nodes: readonly MoveNode[]): string =>
   `${moveId}-b${index}-${createHash('sha256').update(nodes.map((n) => n.uid).join(',')).digest('hex').slice(0, 12)}`;
 
@@ -117,6 +137,17 @@ async function discover(ctx: Ctx, deps: ReconcileDeps): Promise<MoveNode[][]> {
   const graph = moveGraph(objects, { cluster: NAMES.capiCluster(ctx.name), exclude: excluded });
   if (!graph.ok) throw stalling('MoveGraphInvalid', `the objects of ${ctx.namespace} cannot be moved: ${graph.message}`);
   return graph.batches.map((b) => [...b]);
+}
+
+/** Discovery once the controllers have stopped: until then one may still be creating an object we would miss. */
+async function discoverPaused(ctx: Ctx, deps: ReconcileDeps): Promise<MoveNode[][]> {
+  const batches = await discover(ctx, deps);
+  const cluster = batches.flat().find((n) => isCapiCluster(n.object) && n.name === NAMES.capiCluster(ctx.name));
+  if (cluster && !pauseAcknowledged(cluster.object)) {
+    ctx.pivot = { complete: false, message: 'waiting for Cluster API to acknowledge the pause' };
+    throw waiting('WaitingForPause', `waiting for the controllers of Cluster ${ctx.namespace}/${cluster.name} to acknowledge the pause (condition Paused)`);
+  }
+  return batches;
 }
 
 /** Pauses the source: the Cluster first (it pauses everything CAPI does for it), then the rest. */
@@ -143,9 +174,22 @@ export const pivotStep: Step = async (ctx, deps) => {
     await finishPivot(ctx, deps);
     return;
   }
+  const lost = stateLost(ctx);
+  if (lost) throw lost;
   if (!state.pivot) {
     const blocker = pivotBlocker(ctx, deps);
     if (blocker !== undefined) return;
+    // A given-up pivot is retried after a while, not at once: a refusal that repeats would otherwise keep the
+    // cluster pausing and unpausing.
+    const retryAt = state.pivotAbortedAt ? Date.parse(state.pivotAbortedAt) + deps.config.pivotTimeoutMs / 6 : 0;
+    if (deps.now().getTime() < retryAt) return;
+    const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => moverOf(deps).list(ctx.namespace));
+    const notReady = moveBlocker(objects.filter((o) => !excluded(o)));
+    if (notReady !== undefined) {
+      ctx.pivot = undefined;
+      ctx.pivotWaiting = notReady;
+      return;
+    }
     await releaseLeftovers(ctx, deps);
     await checkpoint(deps, ctx, 'pivot:start');
     ctx.state = await writeState(deps, ctx.name, { pivot: { moveId: randomUUID(), startedAt: deps.now().toISOString() } });
@@ -163,7 +207,13 @@ export const pivotStep: Step = async (ctx, deps) => {
     if ((await abortPivot(ctx, deps, `not complete after ${formatDuration(deps.config.pivotTimeoutMs)}`)) === 'completed') return finishPivot(ctx, deps);
     throw waiting('PivotTimeout', `the pivot was aborted after ${formatDuration(deps.config.pivotTimeoutMs)} and the source unpaused; it is retried once the preconditions hold`);
   }
-  const self = deps.agents?.agent(ctx.name)?.selfManagement;
+  const agentNow = deps.agents?.agent(ctx.name);
+  if (agentNow && !agentNow.selfManagement) {
+    // Until its first heartbeat, whether the cluster already completed this move is unknown: re-sending a
+    // batch to a cluster that manages itself is what must never happen.
+    throw waiting('WaitingForChild', 'waiting for the agent\'s first heartbeat (its record of the move)');
+  }
+  const self = agentNow?.selfManagement;
   if (self?.pivotComplete && self.moveId === pivot.moveId) {
     // The child handled MoveComplete and this controller did not record it (it stopped in between).
     await recordComplete(ctx, deps, 'the cluster reports the move complete; it manages itself');
@@ -174,7 +224,7 @@ export const pivotStep: Step = async (ctx, deps) => {
     throw waiting('AgentNotConnected', 'the pivot waits for the agent to reconnect (the source stays paused)');
   }
   await pauseSource(ctx, deps);
-  const batches = await discover(ctx, deps);
+  const batches = await discoverPaused(ctx, deps);
   const agents = deps.agents;
   const timeoutMs = deps.config.moveCommandTimeoutMs;
   for (const [i, nodes] of batches.entries()) {
@@ -191,7 +241,11 @@ export const pivotStep: Step = async (ctx, deps) => {
   if (!pivot.completing) {
     // Recorded before MoveComplete goes out: from here an abort must hear from the child first (abortPivot).
     await checkpoint(deps, ctx, 'pivot:completing');
-    ctx.state = await writeState(deps, ctx.name, (s): ClusterState => (s.pivot ? { ...s, pivot: { ...s.pivot, completing: true } } : s));
+    ctx.state = await writeState(deps, ctx.name, (s): ClusterState => {
+      // Conditional on the move this reconcile is running: another replica may have given it up meanwhile.
+      if (s.pivot?.moveId !== pivot.moveId) throw transient('Conflict', 'the pivot changed meanwhile (another replica); retrying');
+      return { ...s, pivot: { ...s.pivot, completing: true } };
+    });
   }
   await checkpoint(deps, ctx, 'pivot:complete');
   const ack = await agents.send(ctx.name, { moveComplete: { moveId: pivot.moveId, targetNamespace: ctx.namespace, manifests: [] } }, { id: `${pivot.moveId}-complete`, timeoutMs });
@@ -290,6 +344,18 @@ export async function abortPivot(ctx: Ctx, deps: ReconcileDeps, why: string): Pr
     await recordComplete(ctx, deps, 'the cluster reports the move complete; it manages itself');
     return 'completed';
   }
+  if (agents && agent && pivot.completing) {
+    // MoveComplete may have gone out: roll forward rather than back. The child either completes (or already
+    // has: same id) or refuses because it never got the Cluster, and then holds nothing live.
+    await checkpoint(deps, ctx, 'pivot:complete');
+    const ack = await agents.send(ctx.name, { moveComplete: { moveId: pivot.moveId, targetNamespace: ctx.namespace, manifests: [] } }, { id: `${pivot.moveId}-complete`, timeoutMs: deps.config.moveCommandTimeoutMs });
+    if (ack.ok) {
+      await recordComplete(ctx, deps, 'the move was completed rather than given up: the cluster manages itself');
+      return 'completed';
+    }
+    const outcome = ackOutcome(ack, 'completing the move before giving it up');
+    if (!outcome.ok && outcome.error.kind !== 'stalling') throw outcome.error;
+  }
   let released = false;
   const overdue = deps.now().getTime() - Date.parse(pivot.startedAt) > deps.config.pivotTimeoutMs;
   if (!agent && !overdue) {
@@ -321,7 +387,7 @@ export async function abortPivot(ctx: Ctx, deps: ReconcileDeps, why: string): Pr
   await checkpoint(deps, ctx, 'abort:record');
   ctx.state = await writeState(deps, ctx.name, (s): ClusterState => {
     const { pivot: _aborted, ...rest } = s;
-    return rest;
+    return { ...rest, pivotAbortedAt: deps.now().toISOString() };
   });
   ctx.pivot = undefined;
   deps.log.warn({ cluster: ctx.name, reason: why }, 'pivot aborted');
@@ -361,6 +427,27 @@ export const specSyncStep: Step = async (ctx, deps) => {
 
 // --- Unpivot ------------------------------------------------------------------------------------
 
+/**
+ * What the parent accepts back: exactly this cluster's graph (one Cluster, named after it, and what belongs to
+ * it), never the parent's own state Secret, everything paused whatever the child sent: a compromised child
+ * must not make the parent provision anything.
+ */
+export function checkedImport(ctx: Pick<Ctx, 'name' | 'namespace'>, objects: readonly IncomingObject[]): IncomingObject[] {
+  if (objects.length === 0) throw stalling('UnpivotEmpty', 'the agent sent no Cluster API objects back; refusing to tear down what the parent cannot see');
+  const listed = objects.map((o) => ({ ...(o.object as unknown as ListedObject), metadata: { ...(o.object as unknown as ListedObject).metadata, uid: o.sourceUid, ownerReferences: o.owners } }));
+  if (listed.some(excluded)) throw stalling('UnpivotRejected', `the agent sent a Secret named ${NAMES.stateSecret}, which only the parent writes`);
+  const clusters = listed.filter(isCapiCluster);
+  if (clusters.length !== 1 || clusters[0]?.metadata.name !== NAMES.capiCluster(ctx.name)) {
+    throw stalling('UnpivotRejected', `the agent sent ${clusters.length} Cluster objects (${clusters.map((c) => c.metadata.name).join(', ')}); exactly Cluster ${NAMES.capiCluster(ctx.name)} is expected`);
+  }
+  const graph = moveGraph(listed, { cluster: NAMES.capiCluster(ctx.name) });
+  if (!graph.ok) throw stalling('UnpivotRejected', `the objects sent back do not form the cluster's graph: ${graph.message}`);
+  const inGraph = new Set(graph.batches.flat().map((n) => n.uid));
+  const stray = listed.filter((o) => !inGraph.has(o.metadata.uid ?? ''));
+  if (stray.length > 0) throw stalling('UnpivotRejected', `the agent sent objects that do not belong to Cluster ${NAMES.capiCluster(ctx.name)}: ${stray.slice(0, 5).map((o) => `${o.kind ?? '?'} ${o.metadata.name}`).join(', ')}`);
+  return objects.map((o) => ({ ...o, object: withPause(o.object as unknown as ListedObject) as unknown as Record<string, unknown> }));
+}
+
 /** The objects of the unpivot answer, in order, for the mover. */
 function incoming(batches: readonly { objects: readonly { sourceUid: string; manifest: Buffer; owners: readonly { sourceUid: string; apiVersion: string; kind: string; name: string; controller: boolean; blockOwnerDeletion: boolean }[] }[] }[]): IncomingObject[] {
   const out: IncomingObject[] = [];
@@ -398,10 +485,13 @@ export async function unpivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
     const { ack, batches } = await agents.unpivot(ctx.name, ctx.namespace, { id: `unpivot-${randomUUID()}`, timeoutMs: deps.config.moveCommandTimeoutMs });
     const outcome = ackOutcome(ack, 'unpivot');
     if (!outcome.ok) throw outcome.error;
-    const objects = incoming(batches);
-    if (objects.length === 0) throw stalling('UnpivotEmpty', 'the agent sent no Cluster API objects back; refusing to tear down what the parent cannot see');
+    const objects = checkedImport(ctx, incoming(batches));
     await checkpoint(deps, ctx, 'unpivot:import');
-    const result = await guarded(`importing the objects of ${ctx.namespace}`, () => mover.receive(ctx.namespace, objects, { adopt: (existing) => existing.metadata.annotations?.[MOVE.pivotedTo] !== undefined }));
+    // Shadows are replaced by the live versions. Before the clean-up finished, every object still here is a
+    // stale original of the move: the cluster's version replaces it too.
+    const cleaned = state.pivotCleanupComplete === true;
+    const adopt = (existing: ListedObject) => !excluded(existing) && (!cleaned || existing.metadata.annotations?.[MOVE.pivotedTo] === ctx.name);
+    const result = await guarded(`importing the objects of ${ctx.namespace}`, () => mover.receive(ctx.namespace, objects, { adopt }));
     if (result.errors.length > 0) {
       const first = result.errors[0];
       const detail = `${result.errors.length} object(s) not imported${first ? `, first (source uid ${first.sourceUid}): ${first.message}` : ''}`;

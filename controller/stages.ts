@@ -78,7 +78,7 @@ export interface StageInputs {
   /** M7: the agent's connection; until then never connected. */
   readonly agent: { readonly connected: boolean; readonly message?: string };
   /** M8: where the pivot stands. */
-  readonly pivot: { readonly state: 'none' } | { readonly state: 'pivoting'; readonly message: string } | { readonly state: 'complete'; readonly childConfirmed: boolean };
+  readonly pivot: { readonly state: 'none'; readonly waiting?: string } | { readonly state: 'pivoting'; readonly message: string } | { readonly state: 'complete'; readonly childConfirmed: boolean };
 }
 
 const describeObject = (o: GitOpsObject) => `${o.kind} ${o.namespace}/${o.name}`;
@@ -211,6 +211,7 @@ export function pivotedCondition(p: StageInputs['pivot']): DesiredCondition {
       ? { type, status: 'True', reason: StageReason.PivotComplete, message: 'the cluster manages its own Cluster API objects' }
       : { type, status: 'False', reason: StageReason.WaitingForChild, message: 'the move is complete; waiting for the agent to report that the cluster manages itself' };
   }
+  if (p.waiting !== undefined) return { type, status: 'Unknown', reason: StageReason.NotPivoted, message: `the pivot waits: ${p.waiting}` };
   return { type, status: 'Unknown', reason: StageReason.NotPivoted, message: 'the pivot starts once every stage is healthy, the agent is connected and the cluster runs its Cluster API providers' };
 }
 

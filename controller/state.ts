@@ -31,6 +31,8 @@ export interface ClusterState {
   readonly pivotCleanupComplete?: boolean;
   /** During unpivot, after the import: the child deleted its (paused) copies. */
   readonly unpivotReleased?: boolean;
+  /** When a pivot was last given up: the next one waits a while (pivot.ts). */
+  readonly pivotAbortedAt?: string;
   readonly unpivotImportComplete: boolean;
   readonly bootstrapComplete: boolean;
   /** The one-time bootstrap token's record (M7): its sha256 only, never the token itself. */
@@ -57,6 +59,7 @@ export const STATE_KEY = {
   pivotComplete: 'pivot-complete',
   pivotCleanupComplete: 'pivot-cleanup-complete',
   unpivotReleased: 'unpivot-released',
+  pivotAbortedAt: 'pivot-aborted-at',
   unpivotImportComplete: 'unpivot-import-complete',
   bootstrapComplete: 'bootstrap-complete',
   bootstrapTokenSha256: 'bootstrap-token-sha256',
@@ -96,6 +99,7 @@ export function decodeState(data: Readonly<Record<string, string>> | undefined):
     pivotComplete: get(STATE_KEY.pivotComplete) === 'true',
     ...(get(STATE_KEY.pivotCleanupComplete) === 'true' ? { pivotCleanupComplete: true } : {}),
     ...(get(STATE_KEY.unpivotReleased) === 'true' ? { unpivotReleased: true } : {}),
+    ...(time(STATE_KEY.pivotAbortedAt) ? { pivotAbortedAt: time(STATE_KEY.pivotAbortedAt) } : {}),
     unpivotImportComplete: get(STATE_KEY.unpivotImportComplete) === 'true',
     bootstrapComplete: get(STATE_KEY.bootstrapComplete) === 'true',
     ...(hash && /^[0-9a-f]{64}$/.test(hash) && issuedAt && expiresAt ? {
@@ -120,6 +124,7 @@ export function encodeState(state: ClusterState): Record<string, string> {
   if (state.pivotComplete) out[STATE_KEY.pivotComplete] = encode('true');
   if (state.pivotCleanupComplete) out[STATE_KEY.pivotCleanupComplete] = encode('true');
   if (state.unpivotReleased) out[STATE_KEY.unpivotReleased] = encode('true');
+  if (state.pivotAbortedAt) out[STATE_KEY.pivotAbortedAt] = encode(state.pivotAbortedAt);
   if (state.unpivotImportComplete) out[STATE_KEY.unpivotImportComplete] = encode('true');
   if (state.bootstrapComplete) out[STATE_KEY.bootstrapComplete] = encode('true');
   const t = state.bootstrapToken;

@@ -325,7 +325,7 @@ export async function removeRegistration(deps: ReconcileDeps, cluster: string): 
 function pivotInput(ctx: Ctx): StageInputs['pivot'] {
   if (ctx.state?.pivotComplete) return { state: 'complete', childConfirmed: ctx.agentInfo?.selfManagement?.pivotComplete === true };
   if (ctx.state?.pivot) return { state: 'pivoting', message: 'the pivot is in progress' };
-  return { state: 'none' };
+  return ctx.pivotWaiting !== undefined ? { state: 'none', waiting: ctx.pivotWaiting } : { state: 'none' };
 }
 
 /** The Pivoted condition again once the pivot step has run (it knows the step it reached). */

@@ -16,7 +16,9 @@ import { argocdClusterSecret, copiedLabels, readKubeconfig } from '../controller
 import { pluralOf } from '../controller/resources.js';
 import { applicationHealth, fluxHealth, stageConditions, type GitOpsObject } from '../controller/stages.js';
 import { decodeState, encodeState } from '../controller/state.js';
-import { waiting, stalling } from '../core/errors.js';
+import { waiting, stalling, LatticeError } from '../core/errors.js';
+import { isPaused, type ListedObject } from '../core/move/graph.js';
+import { checkedImport } from '../controller/pivot.js';
 import { StageCondition } from '../core/plan/stages.js';
 import { exampleClusters } from './support/repo.js';
 
@@ -326,5 +328,37 @@ describe('configuration', () => {
     expect(['500ms', '30s', '5m', '1h30m', '0', '1.5s', '5', '-1s'].map(parseDuration)).toEqual([500, 30_000, 300_000, 5_400_000, 0, 1500, undefined, undefined]);
     expect([500, 30_000, 600_000, 5_400_000].map(formatDuration)).toEqual(['500ms', '30s', '10m', '1h30m']);
     expect(['Cluster', 'AWSClusterStaticIdentity', 'KubeadmControlPlane', 'Ingress'].map(pluralOf)).toEqual(['clusters', 'awsclusterstaticidentities', 'kubeadmcontrolplanes', 'ingresses']);
+  });
+});
+
+describe('unpivot import checks', () => {
+  const ctx = { name: 'dev', namespace: 'capi-dev' };
+  const o = (kind: string, name: string, uid: string, owners: { uid: string; kind: string; name: string }[] = [], apiVersion = 'cluster.x-k8s.io/v1beta2') => ({
+    sourceUid: uid,
+    object: { apiVersion, kind, metadata: { name, namespace: 'capi-dev' }, spec: {} } as Record<string, unknown>,
+    owners: owners.map((w) => ({ ...w, apiVersion: 'cluster.x-k8s.io/v1beta2', controller: true })),
+  });
+  const cluster = o('Cluster', 'dev', 'c1');
+  const md = o('MachineDeployment', 'dev-md', 'm1', [{ uid: 'c1', kind: 'Cluster', name: 'dev' }]);
+
+  it('accepts exactly the cluster\'s graph, and pauses whatever the child sent', () => {
+    const imported = checkedImport(ctx, [cluster, md]);
+    expect(imported.map((i) => [i.object.kind, isPaused(i.object as unknown as ListedObject)])).toEqual([['Cluster', true], ['MachineDeployment', true]]);
+  });
+
+  it('refuses what a compromised child could use to make the parent provision something', () => {
+    const refusal = (objects: Parameters<typeof checkedImport>[1]) => {
+      try {
+        checkedImport(ctx, objects);
+        return 'accepted';
+      } catch (e) {
+        return e instanceof LatticeError ? `${e.kind} ${e.code}` : 'crashed';
+      }
+    };
+    expect(refusal([])).toBe('stalling UnpivotEmpty');
+    expect(refusal([cluster, md, o('Cluster', 'extra', 'c2')])).toBe('stalling UnpivotRejected');
+    expect(refusal([o('Cluster', 'other', 'c3')])).toBe('stalling UnpivotRejected');
+    expect(refusal([cluster, o('MachineDeployment', 'loose', 'm2')])).toBe('stalling UnpivotRejected');
+    expect(refusal([cluster, o('Secret', 'lattice-state', 's1', [], 'v1')])).toBe('stalling UnpivotRejected');
   });
 });

@@ -46,8 +46,11 @@ interface Case {
   readonly name: string;
   /** A stop while pivoting, and one while unpivoting (or while aborting). */
   readonly stops: readonly Stop[];
-  /** Delete the cluster right after the first stop, before the pivot completes: the abort path. */
-  readonly deleteMidPivot?: boolean;
+  /**
+   * Delete the cluster right after the first stop, before the pivot completes: the move is given up
+   * ('aborted'), or, once MoveComplete may have gone out, completed ('completed') and then unpivoted.
+   */
+  readonly deleteMidPivot?: 'aborted' | 'completed';
 }
 
 const c = (point: string, occurrence = 1): Stop => ({ side: 'controller', point, occurrence });
@@ -67,7 +70,10 @@ const CASES: Case[] = [
   ...pair(CONTROLLER_PIVOT, CONTROLLER_UNPIVOT),
   ...pair(AGENT_PIVOT, AGENT_UNPIVOT),
   // Deleted while the move is half done: the pivot is given up (child copies released, source unpaused).
-  ...['abort:release', 'abort:unpause', 'abort:record'].map((point): Case => ({ name: `controller pivot:batch#2 then deletion, then controller ${point}`, stops: [c('pivot:batch', 2), c(point)], deleteMidPivot: true })),
+  ...['abort:release', 'abort:unpause', 'abort:record'].map((point): Case => ({ name: `controller pivot:batch#2 then deletion, then controller ${point}`, stops: [c('pivot:batch', 2), c(point)], deleteMidPivot: 'aborted' })),
+  // Deleted after MoveComplete may have gone out: rolled forward (completed), then unpivoted.
+  { name: 'controller pivot:complete then deletion (completed), then controller unpivot:import', stops: [c('pivot:complete'), c('unpivot:import')], deleteMidPivot: 'completed' },
+  { name: 'agent agent:saved-pivot then deletion (completed), then controller unpivot:release', stops: [a('agent:saved-pivot'), c('unpivot:release')], deleteMidPivot: 'completed' },
 ];
 
 class Halt extends Error {
@@ -317,9 +323,9 @@ describe('the pivot and the unpivot survive a stop at every step boundary', () =
     expect(back.filter((o) => o.metadata.annotations?.['lattice.dev/pivoted-to'] !== undefined)).toEqual([]);
     expect(left).toEqual([]);
     const state = await stateOf(name);
-    if (k.deleteMidPivot) expect(state).toMatchObject({ pivotComplete: false });
+    if (k.deleteMidPivot === 'aborted') expect(state).toMatchObject({ pivotComplete: false });
     else expect(state).toMatchObject({ pivotComplete: true, unpivotImportComplete: true, unpivotReleased: true });
-    expect(state.pivot === undefined).toBe(k.deleteMidPivot === true);
+    expect(state.pivot === undefined).toBe(k.deleteMidPivot === 'aborted');
     // AND the teardown finishes
     plan.teardownOpen = true;
     await eventually(async () => expect(await lcOf(name)).toBeUndefined(), { timeoutMs: 60_000 });

@@ -141,6 +141,8 @@ export const AckCode = {
   Unsupported: 'Unsupported',
   Invalid: 'Invalid',
   Failed: 'Failed',
+  /** A move command reached a cluster that already manages itself: nothing was written. */
+  AlreadyPivoted: 'AlreadyPivoted',
 } as const;
 export type AckCode = (typeof AckCode)[keyof typeof AckCode];
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  isCapiCluster, isPaused, movable, movableGroup, MOVE, moveGraph, pausePatch, prepareForCreate, unpausePatch,
+  isCapiCluster, isPaused, movable, movableGroup, MOVE, moveBlocker, moveGraph, pauseAcknowledged, pausePatch, prepareForCreate, unpausePatch, withPause,
   type GraphResult, type ListedObject, type OwnerRef,
 } from './graph.js';
 
@@ -256,5 +256,35 @@ describe('pausing', () => {
     // a Cluster without the annotation gets no annotations map from its unpause
     expect(unpausePatch(cluster({ paused: true }))).toEqual({ spec: { paused: null } });
     expect(unpausePatch(md)).toEqual({ metadata: { annotations: { [MOVE.paused]: null } } });
+  });
+});
+
+describe('before and while moving', () => {
+  const cluster = (status: Record<string, unknown>, generation = 2): ListedObject => ({ apiVersion: CAPI, kind: 'Cluster', metadata: { name: 'dev', generation }, spec: { paused: true }, status } as ListedObject);
+
+  it('counts a pause as acknowledged only once the Paused condition is True at the current generation', () => {
+    expect(pauseAcknowledged(cluster({ conditions: [{ type: 'Paused', status: 'False', observedGeneration: 1 }] }))).toBe(false);
+    expect(pauseAcknowledged(cluster({ conditions: [{ type: 'Paused', status: 'True', observedGeneration: 1 }] }))).toBe(false);
+    expect(pauseAcknowledged(cluster({ conditions: [{ type: 'Paused', status: 'True', observedGeneration: 2 }] }))).toBe(true);
+    // An older contract without the condition cannot say: acknowledged
+    expect(pauseAcknowledged(cluster({}))).toBe(true);
+  });
+
+  it('pauses an object in place the way the pause patch would', () => {
+    const { cluster: c, md } = devObjects();
+    expect(isPaused(withPause(c)) && isPaused(withPause(md))).toBe(true);
+    expect(withPause(c).spec).toEqual({ paused: true });
+    expect(withPause(md).metadata.annotations).toEqual({ [MOVE.paused]: '' });
+    const already = withPause(md);
+    expect(withPause(already)).toBe(already);
+  });
+
+  it('holds the move back as clusterctl does: Machines without a Node, deletions, block-move, and objects paused by someone else', () => {
+    const machine = (nodeRef: unknown): ListedObject => ({ apiVersion: CAPI, kind: 'Machine', metadata: { name: 'm' }, status: { nodeRef } } as ListedObject);
+    expect(moveBlocker([machine({ name: 'node-1' })])).toBeUndefined();
+    expect(moveBlocker([machine(undefined)])).toBe('Machine m has no Node yet (still provisioning)');
+    expect(moveBlocker([{ apiVersion: CAPI, kind: 'MachineSet', metadata: { name: 'ms', deletionTimestamp: '2026-01-01T00:00:00Z' } }])).toBe('MachineSet ms is being deleted');
+    expect(moveBlocker([{ apiVersion: INFRA, kind: 'DockerCluster', metadata: { name: 'd', annotations: { [MOVE.blockMove]: '' } } }])).toBe(`DockerCluster d has the ${MOVE.blockMove} annotation`);
+    expect(moveBlocker([withPause(devObjects().md)])).toMatch(/is paused/);
   });
 });

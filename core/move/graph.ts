@@ -30,6 +30,8 @@ export const MOVE = {
   clusterName: 'cluster.x-k8s.io/cluster-name',
   /** Set before deleting a moved object so validating webhooks allow it (research/capi.md C.4 step 6). */
   deleteForMove: 'clusterctl.cluster.x-k8s.io/delete-for-move',
+  /** A provider that cannot pause at once holds the move with it until it has quiesced (research/capi.md C.4 step 3). */
+  blockMove: 'clusterctl.cluster.x-k8s.io/block-move',
 } as const;
 
 /**
@@ -233,3 +235,44 @@ export function unpausePatch(o: ListedObject): Record<string, unknown> {
 }
 
 export { isCapiCluster };
+
+/** The object with its pause applied (what pausePatch would make of it), for objects that are not stored yet. */
+export function withPause<T extends ListedObject>(o: T): T {
+  if (isPaused(o)) return o;
+  if (isCapiCluster(o)) return { ...o, spec: { ...(isRecord(o.spec) ? o.spec : {}), paused: true } };
+  return { ...o, metadata: { ...o.metadata, annotations: { ...(o.metadata.annotations ?? {}), [MOVE.paused]: '' } } };
+}
+
+/**
+ * Whether the Cluster's controllers have acknowledged its pause: CAPI v1beta2 controllers set the `Paused`
+ * condition at the generation they observed, and only then stop creating objects (research/capi.md C.8.3).
+ * A Cluster without that condition (an older contract) cannot say, and counts as acknowledged.
+ */
+export function pauseAcknowledged(cluster: ListedObject): boolean {
+  const status = isRecord(cluster.status) ? cluster.status : {};
+  const conditions = Array.isArray(status.conditions) ? status.conditions.filter(isRecord) : [];
+  const paused = conditions.find((c) => c.type === 'Paused');
+  if (!paused) return true;
+  const generation = cluster.metadata.generation;
+  const observed = paused.observedGeneration;
+  return paused.status === 'True' && (typeof generation !== 'number' || typeof observed !== 'number' || observed >= generation);
+}
+
+/**
+ * What `clusterctl move` checks before it moves anything (research/capi.md C.3, C.4): every Machine has its
+ * Node, nothing is being deleted, no object asks to block the move, and nothing was paused by someone else
+ * (unpausing it afterwards would undo their pause). The first problem found, or undefined.
+ */
+export function moveBlocker(objects: readonly ListedObject[]): string | undefined {
+  for (const o of objects) {
+    const id = `${o.kind ?? '?'} ${o.metadata.name}`;
+    if (o.metadata.deletionTimestamp !== undefined) return `${id} is being deleted`;
+    if (o.metadata.annotations?.[MOVE.blockMove] !== undefined) return `${id} has the ${MOVE.blockMove} annotation`;
+    if (isPaused(o)) return `${id} is paused (unpause it, or the pivot would unpause it afterwards)`;
+    if (o.kind === 'Machine' && groupOf(o.apiVersion ?? '') === 'cluster.x-k8s.io') {
+      const status = isRecord(o.status) ? o.status : {};
+      if (!isRecord(status.nodeRef) || typeof status.nodeRef.name !== 'string') return `${id} has no Node yet (still provisioning)`;
+    }
+  }
+  return undefined;
+}
