@@ -505,7 +505,7 @@ export async function unpivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
   if (!state.unpivotReleased) {
     if (!agents?.agent(ctx.name)) throw waiting('AgentNotConnected', 'waiting for the agent to delete its paused copies of the Cluster API objects');
     await checkpoint(deps, ctx, 'unpivot:release');
-    const ack = await agents.send(ctx.name, { releaseCopies: { namespace: ctx.namespace } }, { id: `release-${state.pivot?.moveId ?? ctx.name}`, timeoutMs: deps.config.moveCommandTimeoutMs });
+    const ack = await agents.send(ctx.name, { releaseCopies: { namespace: ctx.namespace } }, { id: `release-${randomUUID()}`, timeoutMs: deps.config.moveCommandTimeoutMs });
     const outcome = ackOutcome(ack, 'release');
     if (!outcome.ok) throw outcome.error;
     await checkpoint(deps, ctx, 'unpivot:released');
