@@ -24,6 +24,7 @@ import { kubeHealthSource, type HealthSource } from './health.js';
 import { BootstrapError, ensureIdentity, readParentInfo, type Identity, type IdentityDeps } from './identity.js';
 import type { AgentConfig } from './config.js';
 import { pivotHandlers } from './pivot.js';
+import { specRenderer } from '../cli/load.js';
 import { emptySpecState, type SpecState } from './spec.js';
 import { secretSelfManagementStore, type SelfManagementStore } from './state.js';
 import { backoffDelay, DEFAULT_BACKOFF, runSession, type BackoffOptions } from './stream.js';
@@ -133,7 +134,7 @@ class LatticeAgent implements Agent {
     this.health = options.health ?? kubeHealthSource(options.kubeConfig, () => [...new Set([...configured, ...this.spec.addonNamespaces])]);
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.selfManagement = options.selfManagement ?? secretSelfManagementStore({ core, namespace: options.namespace, log: this.log });
-    const mover = options.mover ?? createMover({ kubeConfig: options.kubeConfig, fieldManager: AGENT.name, log: this.log });
+    const mover = options.mover ?? createMover({ kubeConfig: options.kubeConfig, fieldManager: AGENT.name, log: this.log, apiVersions: specRenderer().versions.apiVersions });
     this.dispatcher = new CommandDispatcher({
       handlers: { ...pivotHandlers({ cluster: options.config.cluster, mover, state: this.selfManagement, spec: this.spec, log: this.log }), ...options.handlers },
       log: this.log,

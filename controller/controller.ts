@@ -104,7 +104,7 @@ export class Controller {
       clusters: () => this.watched('latticeclusters'),
       validations: new Map(),
       // Pivots need the cell (the agent receives them); without one there is nothing to move into.
-      ...(deps.agents ? { mover: createMover({ kubeConfig: deps.kubeConfig, fieldManager: FIELD_MANAGER, log }), specSyncs: new Map<string, string>() } : {}),
+      ...(deps.agents ? { mover: createMover({ kubeConfig: deps.kubeConfig, fieldManager: FIELD_MANAGER, log, apiVersions: deps.renderer.versions.apiVersions }), specSyncs: new Map<string, string>() } : {}),
       ...(deps.checkpoint ? { checkpoint: deps.checkpoint } : {}),
       isLeader: () => this.elector.isLeader,
     };

@@ -94,6 +94,8 @@ export interface MoverOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** How long the movable kinds (from the CRDs) are reused before they are listed again. @default 30000 */
   readonly discoveryTtlMs?: number;
+  /** apiVersion by kind to read and write at when served (templates/versions.yaml `apiVersions`). @default storage versions */
+  readonly apiVersions?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -218,7 +220,7 @@ class KubeMover implements Mover {
     return kinds;
   }
 
-  /** The movable, namespaced kinds this API server serves, at their storage version, sorted (so lists come back in a stable order). */
+  /** The movable, namespaced kinds this API server serves (rendered or storage version), sorted (so lists come back in a stable order). */
   private async discoverKinds(): Promise<Kind[]> {
     const crds = await this.call('list customresourcedefinitions', () => this.extensions.listCustomResourceDefinition());
     const listed: Kind[] = [...CORE_KINDS];
@@ -227,7 +229,12 @@ class KubeMover implements Mover {
       // Cluster-scoped kinds never move with a namespace: created "in" a namespace they would land cluster-wide.
       if (crd.spec.scope !== 'Namespaced' || !movableGroup(group)) continue;
       // clusterctl reads the storage version: the one every object is stored at, so nothing is converted twice.
-      const version = crd.spec.versions.find((v) => v.storage && v.served) ?? crd.spec.versions.find((v) => v.served);
+      // The version Lattice renders the kind at, when served: what git applies, so what the GitOps engine and
+      // the move see is the same shape (an API server converts between served versions; a simulated one
+      // cannot). Otherwise the storage version, as clusterctl reads it.
+      const preferred = this.options.apiVersions?.[crd.spec.names.kind];
+      const rendered = preferred?.startsWith(`${group}/`) ? crd.spec.versions.find((v) => v.served && `${group}/${v.name}` === preferred) : undefined;
+      const version = rendered ?? crd.spec.versions.find((v) => v.storage && v.served) ?? crd.spec.versions.find((v) => v.served);
       if (version) listed.push({ apiVersion: `${group}/${version.name}`, kind: crd.spec.names.kind });
     }
     return listed.sort((a, b) => (a.apiVersion === b.apiVersion ? (a.kind < b.kind ? -1 : 1) : a.apiVersion < b.apiVersion ? -1 : 1));

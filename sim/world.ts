@@ -34,6 +34,8 @@ export interface WorldOptions {
   readonly controllerKubeConfig?: (parent: SimClients) => KubeConfig | Promise<KubeConfig>;
   /** Pause between simulated Cluster API passes. @default 50 */
   readonly capiIntervalMs?: number;
+  /** Namespaces the parent starts with besides default, argocd and lattice-system (e.g. capa-system). */
+  readonly extraNamespaces?: readonly string[];
   /** How often the simulated Argo CD re-reads objects. @default 20 */
   readonly argoPollMs?: number;
   readonly heartbeatIntervalMs?: number;
@@ -97,7 +99,7 @@ async function runProviders(child: SimClients): Promise<void> {
 export async function startWorld(options: WorldOptions): Promise<World> {
   const log = options.log ?? pino({ level: 'silent' });
   const renderer = specRenderer();
-  const parent = await startSim({ crds: [join(options.repo, 'crds'), options.upstreamCrds], namespaces: ['default', 'argocd', 'lattice-system'] });
+  const parent = await startSim({ crds: [join(options.repo, 'crds'), options.upstreamCrds], namespaces: ['default', 'argocd', 'lattice-system', ...(options.extraNamespaces ?? [])] });
   const checks: HealthChecks = await createHealthChecks();
   const controllerKubeConfig = await options.controllerKubeConfig?.(parent);
   const children = new Map<string, Child>();

@@ -174,7 +174,7 @@ function controllerCheckpoint(incarnation: number) {
 function instrumentedAgent(cluster: string): Partial<AgentOptions> {
   const child = world.children.get(cluster);
   if (!child) throw new Error(`no child ${cluster}`);
-  const real: Mover = createMover({ kubeConfig: child.sim.kc, fieldManager: 'lattice-agent', log: silent });
+  const real: Mover = createMover({ kubeConfig: child.sim.kc, fieldManager: 'lattice-agent', log: silent, apiVersions: renderer.versions.apiVersions });
   const realState: SelfManagementStore = secretSelfManagementStore({ core: child.sim.core, namespace: 'lattice-system', log: silent });
   let dead = false;
   const stop = async (point: string) => {

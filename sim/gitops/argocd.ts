@@ -5,7 +5,8 @@
  * Sync (research/argocd-cmp.md §5.2-5.3): objects are grouped by `argocd.argoproj.io/sync-wave`
  * (default 0) and applied lowest wave first; before the next wave, every object of the wave must be
  * Healthy by its health check. Degraded fails the sync; objects without a check do not gate; the last
- * wave is not waited on. Not simulated: hooks, pruning, diffing, selective sync, dry runs.
+ * wave is not waited on. Pruning is a separate call (`prune`), honouring `Prune=false`. Not simulated:
+ * hooks, diffing, selective sync, dry runs.
  *
  * Child Applications: an Application whose `destination.name` is registered becomes Synced and Healthy
  * (its charts are not installed: there is nothing to run them on); an unregistered destination gives
@@ -16,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Health, HealthAssessor } from './health.js';
 
 const SYNC_WAVE = 'argocd.argoproj.io/sync-wave';
+const SYNC_OPTIONS = 'argocd.argoproj.io/sync-options';
 const FIELD_MANAGER = 'argocd-controller';
 
 type Obj = KubernetesObject & Record<string, unknown>;
@@ -93,6 +95,28 @@ export class ArgoCdSim {
       if (this.options.waveDelayMs) await sleep(this.options.waveDelayMs, opts.signal);
     }
     return { phase: 'Succeeded', message: 'successfully synced (all tasks run)', waves };
+  }
+
+  /**
+   * Pruning after a sync (gitops-engine): objects of `previous` that `current` no longer has are deleted,
+   * highest wave first, except those whose sync-options say `Prune=false`. Resolves to what was deleted,
+   * as `Kind/namespace/name`.
+   */
+  async prune(previous: readonly KubernetesObject[], current: readonly KubernetesObject[]): Promise<string[]> {
+    const key = (o: KubernetesObject) => `${(o.apiVersion ?? '').split('/').slice(0, -1).join('/')}/${o.kind ?? ''}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    const kept = new Set(current.map(key));
+    const gone = previous.filter((o) => !kept.has(key(o)) && !(o.metadata?.annotations?.[SYNC_OPTIONS] ?? '').split(',').map((x) => x.trim()).includes('Prune=false'))
+      .sort((a, b) => waveOf(b) - waveOf(a));
+    const deleted: string[] = [];
+    for (const o of gone) {
+      try {
+        await this.api.delete({ apiVersion: o.apiVersion ?? '', kind: o.kind ?? '', metadata: { name: o.metadata?.name ?? '', ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}) } });
+        deleted.push(`${o.kind ?? ''}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+    }
+    return deleted;
   }
 
   /** Create, or merge the desired state over the live object (status untouched). */

@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { isPaused, type ListedObject } from '../../core/move/graph.js';
 import { createMover, type Mover } from '../../kube/mover.js';
+import { specRenderer } from '../../cli/load.js';
 
 export type Obj = Record<string, unknown> & { apiVersion?: string; kind?: string; metadata?: { name?: string; uid?: string; generation?: number; annotations?: Record<string, string>; finalizers?: string[] } };
 
@@ -11,7 +12,7 @@ const movers = new WeakMap<KubeConfig, Mover>();
 
 export async function capiObjects(kc: KubeConfig, namespace: string): Promise<ListedObject[]> {
   let mover = movers.get(kc);
-  if (!mover) movers.set(kc, (mover = createMover({ kubeConfig: kc, fieldManager: 'test', log: pino({ level: 'silent' }) })));
+  if (!mover) movers.set(kc, (mover = createMover({ kubeConfig: kc, fieldManager: 'test', log: pino({ level: 'silent' }), apiVersions: specRenderer().versions.apiVersions })));
   const objects = await mover.list(namespace);
   return [...objects].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
 }
