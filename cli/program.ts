@@ -12,6 +12,7 @@ import { registerSimCommands } from './sim.js';
 import { registerAgentCommands } from '../agent/commands.js';
 import { registerSidecarCommands } from '../sidecar/commands.js';
 import { registerControllerCommands } from '../controller/commands.js';
+import { registerDemoCommand } from './demo.js';
 import { FLUX } from '../core/flavor/flux.js';
 import { renderFlux } from '../sidecar/render-flux.js';
 
@@ -79,6 +80,7 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
   registerAgentCommands(program, io, setExit);
   registerSidecarCommands(program, io, setExit);
   registerControllerCommands(program, io, setExit);
+  registerDemoCommand(program, io, setExit);
   return program;
 }
 
