@@ -24,7 +24,6 @@ interface DemoCliOptions {
   flavor: string;
   progress: boolean;
   outDir: string;
-  fast: boolean;
   timeout: string;
   upstreamCrds?: string;
 }
@@ -48,7 +47,6 @@ export function registerDemoCommand(program: Command, io: Streams, setExit: (cod
     .option('--flavor <flavor>', 'GitOps engine to simulate: argocd', 'argocd')
     .option('--no-progress', 'plain lines instead of the live table')
     .option('--out-dir <dir>', 'where the rendered manifests of the last commit go', 'rendered')
-    .option('--fast', 'poll the simulators faster (CI, tests)', false)
     .option('--timeout <seconds>', 'give up after this long', '300')
     .option('--upstream-crds <dir>', 'the upstream Cluster API CRDs for the simulated API servers (default: $LATTICE_UPSTREAM_CRDS, else ../shared/upstream-crds beside the package)')
     .action(async (opts: DemoCliOptions) => {
@@ -84,7 +82,7 @@ export function registerDemoCommand(program: Command, io: Streams, setExit: (cod
         previous = s;
       };
       const result: DemoResult = await runDemo({
-        repo: root, upstreamCrds: upstream, outDir: resolve(opts.outDir), fast: opts.fast, timeoutMs: timeoutSeconds * 1000,
+        repo: root, upstreamCrds: upstream, outDir: resolve(opts.outDir), timeoutMs: timeoutSeconds * 1000,
         log: pino({ level: 'silent' }), onProgress,
       });
       io.stderr.write(`\n${summary(result)}\n`);

@@ -1,6 +1,6 @@
 /**
- * `lattice demo` as `npm start` runs it (issue M11), in CI mode: the built CLI as a child process with
- * compressed timings (`--fast`), no TTY, no stdin. Every example cluster must reach Ready through the pivot,
+ * `lattice demo` as `npm start` runs it (issue M11), in CI mode: the built CLI as a child process, no TTY,
+ * no stdin, on the simulators' compressed timings (a Cluster API step per pass, not minutes). Every example cluster must reach Ready through the pivot,
  * the committed change must be applied in its cluster, the removed cluster must be torn down, and the
  * rendered manifests of the last commit must be where the summary says.
  */
@@ -27,7 +27,7 @@ describe('lattice demo', () => {
     const out = mkdtempSync(join(tmpdir(), 'lattice-demo-test-'));
     try {
       // WHEN the demo runs the way CI runs it
-      const { code, stdout, stderr } = await run(['demo', '--fast', '--no-progress', '--out-dir', out, '--timeout', '400']);
+      const { code, stdout, stderr } = await run(['demo', '--no-progress', '--out-dir', out, '--timeout', '400']);
       // THEN it succeeds, says so, and prints nothing on stdout
       expect(stderr).toContain('lattice demo: every cluster reached its end state');
       expect(code).toBe(0);
