@@ -62,6 +62,8 @@ export interface Observed {
   readonly lastHeartbeat?: Date;
   /** A pivot has started and is not complete (phase Pivoting). */
   readonly pivoting?: boolean;
+  /** This cluster is never pivoted (--pivot=false, or no cell): Ready once every stage is healthy. */
+  readonly pivotDisabled?: boolean;
   /** The generation the child applied to itself (after the pivot), as its agent reports it. */
   readonly appliedGeneration?: number;
 }
@@ -84,6 +86,7 @@ function phaseOf(o: Observed, previous: Record<string, unknown>, settled: boolea
   // Ready once the cluster manages itself and every stage (Pivoted included: the child confirmed) is healthy.
   if (o.markers?.pivotComplete) return settled ? Phase.Ready : Phase.Pivoted;
   if (o.pivoting) return Phase.Pivoting;
+  if (o.pivotDisabled && settled && o.capiExists === true) return Phase.Ready;
   if (o.capiExists === true) return Phase.Provisioning;
   if (o.capiExists === false) return Phase.Pending;
   // Not observed this time (a step stopped earlier): keep what was known, never regress to Pending.

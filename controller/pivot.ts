@@ -178,7 +178,10 @@ export const pivotStep: Step = async (ctx, deps) => {
   if (lost) throw lost;
   if (!state.pivot) {
     const blocker = pivotBlocker(ctx, deps);
-    if (blocker !== undefined) return;
+    if (blocker !== undefined) {
+      ctx.pivotWaiting = blocker;
+      return;
+    }
     // A given-up pivot is retried after a while, not at once: a refusal that repeats would otherwise keep the
     // cluster pausing and unpausing.
     const retryAt = state.pivotAbortedAt ? Date.parse(state.pivotAbortedAt) + deps.config.pivotTimeoutMs / 6 : 0;
@@ -219,13 +222,14 @@ export const pivotStep: Step = async (ctx, deps) => {
     await recordComplete(ctx, deps, 'the cluster reports the move complete; it manages itself');
     return finishPivot(ctx, deps);
   }
-  if (!deps.agents?.agent(ctx.name)) {
+  if (!agentNow) {
     ctx.pivot = { complete: false, message: 'waiting for the agent to reconnect' };
     throw waiting('AgentNotConnected', 'the pivot waits for the agent to reconnect (the source stays paused)');
   }
   await pauseSource(ctx, deps);
   const batches = await discoverPaused(ctx, deps);
   const agents = deps.agents;
+  if (!agents) return;
   const timeoutMs = deps.config.moveCommandTimeoutMs;
   for (const [i, nodes] of batches.entries()) {
     ctx.pivot = { complete: false, message: `moving batch ${i + 1}/${batches.length}` };

@@ -111,6 +111,7 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
     ...(deps.agents && ctx.state ? { bootstrapToken: bootstrapTokenStatus(ctx.state, deps.now()) ?? null } : {}),
     ...(ctx.agentInfo?.lastHeartbeat ? { lastHeartbeat: ctx.agentInfo.lastHeartbeat } : {}),
     ...(ctx.state?.pivot && !ctx.state.pivotComplete && !deleting ? { pivoting: true } : {}),
+    ...(ctx.state && !ctx.state.pivot && !ctx.state.pivotComplete && (!deps.config.pivot || !deps.agents) ? { pivotDisabled: true } : {}),
     ...(ctx.appliedGeneration !== undefined ? { appliedGeneration: ctx.appliedGeneration } : {}),
   };
   const outcome = computeOutcome(observed, ctx.statusBefore, deps.config, deps.now());

@@ -78,7 +78,7 @@ export interface StageInputs {
   /** M7: the agent's connection; until then never connected. */
   readonly agent: { readonly connected: boolean; readonly message?: string };
   /** M8: where the pivot stands. */
-  readonly pivot: { readonly state: 'none'; readonly waiting?: string } | { readonly state: 'pivoting'; readonly message: string } | { readonly state: 'complete'; readonly childConfirmed: boolean };
+  readonly pivot: { readonly state: 'none'; readonly waiting?: string } | { readonly state: 'disabled' } | { readonly state: 'pivoting'; readonly message: string } | { readonly state: 'complete'; readonly childConfirmed: boolean };
 }
 
 const describeObject = (o: GitOpsObject) => `${o.kind} ${o.namespace}/${o.name}`;
@@ -205,6 +205,7 @@ export function stageConditions(i: StageInputs): DesiredCondition[] {
 /** The Pivoted condition: Unknown before the pivot, False while moving or until the child confirms, then True. */
 export function pivotedCondition(p: StageInputs['pivot']): DesiredCondition {
   const type = StageCondition.Pivoted;
+  if (p.state === 'disabled') return { type, status: 'True', reason: StageReason.Disabled, message: 'no pivot: the parent manages this cluster (--pivot=false, or no cell)' };
   if (p.state === 'pivoting') return { type, status: 'False', reason: StageReason.Pivoting, message: p.message };
   if (p.state === 'complete') {
     return p.childConfirmed

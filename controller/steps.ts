@@ -270,7 +270,7 @@ const observeStages: Step = async (ctx, deps) => {
     objects,
     agentObject: agent,
     agent: deps.agents ? agentConnection(ctx.agentInfo) : deps.agent?.(ctx.name) ?? { connected: false },
-    pivot: pivotInput(ctx),
+    pivot: pivotInput(ctx, deps),
   });
 };
 
@@ -322,16 +322,18 @@ export async function removeRegistration(deps: ReconcileDeps, cluster: string): 
 }
 
 /** The Pivoted condition's input: not started, moving, moved (and whether the child confirms). */
-function pivotInput(ctx: Ctx): StageInputs['pivot'] {
+function pivotInput(ctx: Ctx, deps: ReconcileDeps): StageInputs['pivot'] {
+  // Never pivoting here (switched off, or no cell to move through): the parent manages the cluster for good.
+  if (!ctx.state?.pivot && !ctx.state?.pivotComplete && (!deps.config.pivot || !deps.agents)) return { state: 'disabled' };
   if (ctx.state?.pivotComplete) return { state: 'complete', childConfirmed: ctx.agentInfo?.selfManagement?.pivotComplete === true };
   if (ctx.state?.pivot) return { state: 'pivoting', message: 'the pivot is in progress' };
   return ctx.pivotWaiting !== undefined ? { state: 'none', waiting: ctx.pivotWaiting } : { state: 'none' };
 }
 
 /** The Pivoted condition again once the pivot step has run (it knows the step it reached). */
-const observePivot: Step = async (ctx) => {
+const observePivot: Step = async (ctx, deps) => {
   if (!ctx.stage) return;
-  const input: StageInputs['pivot'] = ctx.pivot && !ctx.pivot.complete ? { state: 'pivoting', message: ctx.pivot.message } : pivotInput(ctx);
+  const input: StageInputs['pivot'] = ctx.pivot && !ctx.pivot.complete ? { state: 'pivoting', message: ctx.pivot.message } : pivotInput(ctx, deps);
   ctx.stage = ctx.stage.map((c) => (c.type === StageCondition.Pivoted ? pivotedCondition(input) : c));
 };
 

@@ -245,6 +245,20 @@ describe('status outcome', () => {
     const t = computeOutcome({ ...base, error: waiting('X', 'y') }, { phase: 'Provisioning' }, config, T0);
     expect(t.phase).toBe('Provisioning');
   });
+
+  it('walks the pivot phases: Pivoting while moving, Pivoted until every stage (Pivoted included) is True, then Ready', () => {
+    const healthy: DesiredCondition[] = [{ type: 'CNI', status: 'True', reason: 'Healthy', message: '' }];
+    const pivoted = (status: 'True' | 'False'): DesiredCondition => ({ type: 'Pivoted', status, reason: status === 'True' ? 'PivotComplete' : 'WaitingForChild', message: '' });
+    const base = { generation: 1, accepted: true, capiExists: true };
+    const markers = (pivotComplete: boolean) => ({ pivotComplete, unpivotImportComplete: false, bootstrapComplete: true });
+    expect(computeOutcome({ ...base, pivoting: true, markers: markers(false), stageConditions: [...healthy, pivoted('False')] }, undefined, config, T0).phase).toBe('Pivoting');
+    expect(computeOutcome({ ...base, markers: markers(true), stageConditions: [...healthy, pivoted('False')] }, undefined, config, T0).phase).toBe('Pivoted');
+    const ready = computeOutcome({ ...base, markers: markers(true), stageConditions: [...healthy, pivoted('True')] }, undefined, config, T0);
+    expect([ready.phase, (ready.status.conditions as { type: string; status: string }[]).find((c) => c.type === 'Ready')?.status]).toEqual(['Ready', 'True']);
+    // Never pivoting (switched off, or no cell): Ready on healthy stages alone
+    expect(computeOutcome({ ...base, pivotDisabled: true, markers: markers(false), stageConditions: [...healthy, { type: 'Pivoted', status: 'True', reason: 'Disabled', message: '' }] }, undefined, config, T0).phase).toBe('Ready');
+    expect(computeOutcome({ ...base, pivotDisabled: true, markers: markers(false), stageConditions: [{ type: 'CNI', status: 'False', reason: 'Progressing', message: '' }] }, undefined, config, T0).phase).toBe('Provisioning');
+  });
 });
 
 describe('events', () => {
