@@ -294,6 +294,7 @@ async function finishPivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
     if (cluster && (!isPaused(cluster as ListedObject) || cluster.metadata.annotations?.[MOVE.pivotedTo] !== ctx.name || (cluster.metadata.finalizers ?? []).length > 0)) {
       deps.log.warn({ cluster: ctx.name }, 'shadow lost its marks; shadowing again');
       await shadow(ctx, deps, await discover(ctx, deps));
+      await guardNamespace(ctx, deps, ctx.name);
     }
     return;
   }
@@ -309,9 +310,19 @@ async function finishPivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
     await guarded(`deleting the moved objects of ${ctx.namespace}`, () => mover.remove([...doomed].reverse().map((n) => n.object)));
   }
   await shadow(ctx, deps, batches.map((b) => b.filter(isGit)));
+  await guardNamespace(ctx, deps, ctx.name);
   await checkpoint(deps, ctx, 'pivot:cleaned');
   ctx.state = await writeState(deps, ctx.name, { pivotCleanupComplete: true });
   deps.log.info({ cluster: ctx.name }, 'pivot source cleaned up');
+}
+
+/**
+ * The namespace label deploy/base/pivot-guard.yaml keys on: while it is set, only the controller may write a
+ * Cluster API object there that is not paused (a shadow deleted and re-applied by GitOps is refused, not live).
+ * `null` removes it (after an unpivot import, so the GitOps engine manages the live objects again).
+ */
+async function guardNamespace(ctx: Ctx, deps: ReconcileDeps, value: string | null): Promise<void> {
+  await guarded(`labelling Namespace ${ctx.namespace}`, () => moverOf(deps).patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ctx.namespace } }, { metadata: { labels: { [MOVE.pivotedTo]: value } } }));
 }
 
 /** Makes the objects inert shadows: paused, finalizers stripped, annotated with where they live now. */
@@ -506,6 +517,9 @@ export async function unpivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
     deps.log.info({ cluster: ctx.name, objects: objects.length }, 'unpivot imported');
     await event(ctx, deps, { type: 'Normal', reason: 'UnpivotImported', message: `${objects.length} Cluster API objects imported back from the cluster` });
   }
+  // The parent holds the live objects again: the GitOps engine may write them (pivot-guard.yaml). Every time
+  // (an idempotent patch), so a stop right after the import marker leaves no label behind.
+  await guardNamespace(ctx, deps, null);
   if (!state.unpivotReleased) {
     if (!agents?.agent(ctx.name)) throw waiting('AgentNotConnected', 'waiting for the agent to delete its paused copies of the Cluster API objects');
     await checkpoint(deps, ctx, 'unpivot:release');

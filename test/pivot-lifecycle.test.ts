@@ -67,6 +67,8 @@ describe('pivot, spec sync and unpivot of a rendered cluster', () => {
       expect(shadow.metadata.finalizers ?? []).toEqual([]);
     }
     expect(inChild.filter((o) => o.kind === 'Machine')).toHaveLength(3);
+    // AND the namespace carries the label deploy/base/pivot-guard.yaml keys on
+    expect((await world.parent.core.readNamespace({ name: 'capi-dev' })).metadata?.labels?.['lattice.dev/pivoted-to']).toBe('dev');
 
     // WHEN git changes the spec (a third worker) and Argo CD applies the new rendering to the parent
     const changed: LatticeCluster = { ...dev, spec: { ...dev.spec, nodes: { ...dev.spec.nodes, workerPools: { general: { ...dev.spec.nodes.workerPools?.general, replicas: 3 } } } } };
@@ -112,6 +114,7 @@ describe('pivot, spec sync and unpivot of a rendered cluster', () => {
     const seen = recorder.of('dev').map((o) => status(o).phase);
     expect(seen).toContain('Unpivoting');
     expect(await capiObjects(child.sim.kc, 'capi-dev')).toEqual([]);
+    expect((await world.parent.core.readNamespace({ name: 'capi-dev' })).metadata?.labels?.['lattice.dev/pivoted-to']).toBeUndefined();
     expect((await capiObjects(world.parent.kc, 'capi-dev')).filter((o) => o.kind === 'Cluster')).toEqual([]);
     recorder.assertKstatus();
   }, 180_000);
