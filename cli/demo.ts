@@ -44,14 +44,14 @@ export function registerDemoCommand(program: Command, io: Streams, setExit: (cod
   program
     .command('demo')
     .description('Run the whole lifecycle on simulators: the example clusters from a git repository to Ready through the pivot, a committed change, a removal.')
-    .option('--flavor <flavor>', 'GitOps engine to simulate: argocd', 'argocd')
+    .option('--flavor <flavor>', 'GitOps path to simulate: argocd (the config-management plugin) or flux (the sidecar\'s ExternalArtifacts)', 'argocd')
     .option('--no-progress', 'plain lines instead of the live table')
     .option('--out-dir <dir>', 'where the rendered manifests of the last commit go', 'rendered')
     .option('--timeout <seconds>', 'give up after this long', '300')
     .option('--upstream-crds <dir>', 'the upstream Cluster API CRDs for the simulated API servers (default: $LATTICE_UPSTREAM_CRDS, else ../shared/upstream-crds beside the package)')
     .action(async (opts: DemoCliOptions) => {
-      if (opts.flavor !== 'argocd') {
-        io.stderr.write(`lattice demo: --flavor ${JSON.stringify(opts.flavor)} is not available yet; expected argocd\n`);
+      if (opts.flavor !== 'argocd' && opts.flavor !== 'flux') {
+        io.stderr.write(`lattice demo: --flavor: expected argocd or flux, found ${JSON.stringify(opts.flavor)}\n`);
         return setExit(ExitCode.USAGE);
       }
       const timeoutSeconds = Number(opts.timeout);
@@ -82,7 +82,7 @@ export function registerDemoCommand(program: Command, io: Streams, setExit: (cod
         previous = s;
       };
       const result: DemoResult = await runDemo({
-        repo: root, upstreamCrds: upstream, outDir: resolve(opts.outDir), timeoutMs: timeoutSeconds * 1000,
+        repo: root, upstreamCrds: upstream, outDir: resolve(opts.outDir), flavor: opts.flavor, timeoutMs: timeoutSeconds * 1000,
         log: pino({ level: 'silent' }), onProgress,
       });
       io.stderr.write(`\n${summary(result)}\n`);

@@ -22,6 +22,7 @@ import { startHarness, type Harness } from '../controller/testing.js';
 import { startSim, type SimClients } from './apiserver/testing.js';
 import { createCapiSim, type CapiSim } from './capi/index.js';
 import { ArgoCdSim } from './gitops/argocd.js';
+import { FluxSim } from './gitops/flux.js';
 import { withBuiltIns } from './gitops/health.js';
 import { createHealthChecks, type HealthChecks } from './health/lua.js';
 
@@ -34,6 +35,8 @@ export interface WorldOptions {
   readonly controllerKubeConfig?: (parent: SimClients) => KubeConfig | Promise<KubeConfig>;
   /** Pause between simulated Cluster API passes. @default 50 */
   readonly capiIntervalMs?: number;
+  /** The GitOps engine simulated (and the controller's --gitops). @default argocd */
+  readonly gitops?: 'argocd' | 'flux';
   /** Namespaces the parent starts with besides default, argocd and lattice-system (e.g. capa-system). */
   readonly extraNamespaces?: readonly string[];
   /** How often the simulated Argo CD re-reads objects. @default 20 */
@@ -60,6 +63,8 @@ export interface Child {
 export interface World {
   readonly parent: SimClients;
   readonly argo: ArgoCdSim;
+  /** The simulated Flux (gitops: flux), applying ExternalArtifacts. */
+  readonly flux: FluxSim | undefined;
   readonly capi: CapiSim;
   readonly children: ReadonlyMap<string, Child>;
   /** The running controller (replaced by restartController). */
@@ -99,7 +104,7 @@ async function runProviders(child: SimClients): Promise<void> {
 export async function startWorld(options: WorldOptions): Promise<World> {
   const log = options.log ?? pino({ level: 'silent' });
   const renderer = specRenderer();
-  const parent = await startSim({ crds: [join(options.repo, 'crds'), options.upstreamCrds], namespaces: ['default', 'argocd', 'lattice-system', ...(options.extraNamespaces ?? [])] });
+  const parent = await startSim({ crds: [join(options.repo, 'crds'), options.upstreamCrds], namespaces: ['default', 'argocd', 'lattice-system', ...(options.gitops === 'flux' ? ['flux-system'] : []), ...(options.extraNamespaces ?? [])] });
   const checks: HealthChecks = await createHealthChecks();
   const controllerKubeConfig = await options.controllerKubeConfig?.(parent);
   const children = new Map<string, Child>();
@@ -108,6 +113,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     childServer: (c) => children.get(c.name)?.sim.url,
     childKubeConfig: (c) => children.get(c.name)?.sim.kc,
   });
+  const flux = options.gitops === 'flux' ? new FluxSim({ kubeConfig: parent.kc, applyArtifacts: true, pollMs: options.argoPollMs ?? 20, log }) : undefined;
   const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), pollMs: options.argoPollMs ?? 20 });
   const tokens = stateSecretTokenStore({ kube: createKube(parent.kc, { fieldManager: 'lattice-cell' }) });
   let cell: Cell | undefined;
@@ -127,7 +133,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     return startHarness({
       sim: parent, log,
       ...(controllerKubeConfig ? { kubeConfig: controllerKubeConfig } : {}),
-      config: { progressIntervalMs: 200, ...options.controllerConfig },
+      config: { progressIntervalMs: 200, ...(flux ? { gitops: 'flux' as const, fluxNamespace: 'flux-system' } : {}), ...options.controllerConfig },
       agents: leader.integration, whileLeading: leader.service,
       ...(options.checkpoint ? { checkpoint: options.checkpoint(incarnation) } : {}),
     });
@@ -135,11 +141,12 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   let controller = startController();
   let restarting: Promise<void> = Promise.resolve();
   capi.start();
-  argo.start();
+  if (flux) flux.start();
+  else argo.start();
   await parent.objects.create({ apiVersion: 'lattice.dev/v1alpha1', kind: 'InfraProvider', metadata: { name: 'docker', namespace: 'lattice-system' }, spec: { type: 'docker' } } as KubernetesObject);
 
   const world: World = {
-    parent, argo, capi, children,
+    parent, argo, flux, capi, children,
     get controller() {
       return controller;
     },
@@ -195,6 +202,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     async stop() {
       await restarting;
       argo.stop();
+      flux?.stop();
       await Promise.all([...children.values()].map((c) => c.agent?.stop()));
       await controller.stop();
       await capi.stop();

@@ -36,6 +36,7 @@ describe('lattice demo', () => {
       const names = exampleClusters().map((c) => c.metadata.name).sort();
       for (const name of names.filter((n) => n !== 'lab')) expect(stderr).toMatch(new RegExp(`${name}: Pivoted → Ready \\(Ready\\)`));
       expect(stderr).toMatch(/ {2}dev {12}Ready \(generation 2 applied in the cluster\)/);
+      expect(stderr).toMatch(/lab: Unpivoting → Deleting/);
       expect(stderr).toMatch(/lab: Deleting → Deleted/);
       expect(stderr).toMatch(/ {2}lab {12}deleted/);
       // AND the manifests of the last commit are in the named directory: the app-of-apps and one file per remaining cluster
@@ -46,9 +47,23 @@ describe('lattice demo', () => {
     }
   }, 480_000);
 
+  it('runs the same lifecycle on the Flux path: the sidecar\'s ExternalArtifacts applied by Kustomizations', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'lattice-demo-flux-test-'));
+    try {
+      const { code, stdout, stderr } = await run(['demo', '--flavor', 'flux', '--no-progress', '--out-dir', out, '--timeout', '400']);
+      expect(stderr).toContain('lattice demo: every cluster reached its end state');
+      expect([code, stdout]).toEqual([0, '']);
+      expect(stderr).toMatch(/ {2}dev {12}Ready \(generation 2 applied in the cluster\)/);
+      expect(stderr).toMatch(/lab: Unpivoting → Deleting/);
+      expect(stderr).toMatch(/ {2}lab {12}deleted/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 480_000);
+
   it('refuses a flavor it cannot run and a missing CRD directory, before starting anything', async () => {
     const flux = await run(['demo', '--flavor', 'nope']);
-    expect([flux.code, flux.stderr.trim()]).toEqual([2, 'lattice demo: --flavor "nope" is not available yet; expected argocd']);
+    expect([flux.code, flux.stderr.trim()]).toEqual([2, 'lattice demo: --flavor: expected argocd or flux, found "nope"']);
     const crds = await run(['demo', '--upstream-crds', join(tmpdir(), 'does-not-exist')]);
     expect(crds.code).toBe(2);
     expect(crds.stderr).toContain('the upstream Cluster API CRDs are not at');

@@ -225,6 +225,12 @@ const BUILTINS: readonly BuiltinSpec[] = [
     keepStatusOnCreate: true, fields: ['spec', 'status'], categories: ['all'],
     shortNames: kind === 'Deployment' ? ['deploy'] : kind === 'DaemonSet' ? ['ds'] : ['sts'],
   })),
+  // rbac.authorization.k8s.io/v1: stored, never enforced (the sim authorizes nothing), so manifests that carry
+  // RBAC (the agent's, applied into a child by the simulated Flux) apply as they would.
+  ...(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'] as const).map((kind): BuiltinSpec => ({
+    group: 'rbac.authorization.k8s.io', version: 'v1', kind, plural: `${kind.toLowerCase()}s`, namespaced: kind.startsWith('Role'),
+    fields: kind.endsWith('Binding') ? ['subjects', 'roleRef'] : ['rules', 'aggregationRule'],
+  })),
   {
     group: 'apiextensions.k8s.io', version: 'v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions',
     namespaced: false, shortNames: ['crd', 'crds'], status: true, generation: true, allowUnconditionalUpdate: false,

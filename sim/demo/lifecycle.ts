@@ -22,6 +22,8 @@ import { toYamlStream } from '../../core/render/render.js';
 import { generateText, selectArgoCdObjects } from '../../plugin/generate.js';
 import { readCmpOptions } from '../../plugin/options.js';
 import { startWorld, type World } from '../world.js';
+import { startSidecar } from '../../sidecar/runtime.js';
+import { freePort } from '../../sidecar/testing.js';
 
 export interface DemoOptions {
   /** The project root (crds/, examples/clusters). */
@@ -34,10 +36,14 @@ export interface DemoOptions {
   readonly change?: string;
   /** The cluster removed from git. @default lab */
   readonly remove?: string;
+  /** The GitOps path: Argo CD with the config-management plugin, or Flux with the sidecar's ExternalArtifacts. @default argocd */
+  readonly flavor?: 'argocd' | 'flux';
   /** Give up after this long. @default 300000 */
   readonly timeoutMs?: number;
   readonly log: Logger;
   readonly onProgress?: (snapshot: DemoSnapshot) => void;
+  /** Called once the simulated world runs (tests and debugging look inside). */
+  readonly onWorld?: (world: World) => void;
 }
 
 /** One cluster as the status shows it. */
@@ -113,6 +119,50 @@ function view(o: Record<string, unknown>): ClusterView {
   };
 }
 
+/** How a commit reaches the parent: `publish` resolves once the engine has taken the new revision. */
+interface Engine {
+  publish(current: readonly KubernetesObject[], previous: readonly KubernetesObject[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Argo CD: the repo server's output (the plugin) synced wave by wave, then pruned. */
+function argoEngine(world: World): Engine {
+  return {
+    async publish(current, previous) {
+      const synced = await world.argo.sync(current);
+      if (synced.phase !== 'Succeeded') throw new Error(`the Argo CD sync failed: ${synced.message}`);
+      if (previous.length > 0) await world.argo.prune(previous, current);
+    },
+    stop: async () => undefined,
+  };
+}
+
+/**
+ * Flux: the sidecar follows the repository and publishes ExternalArtifacts; the root Kustomization of
+ * flux/examples applies the index, whose per-cluster Kustomizations apply the rest (the simulated Flux plays
+ * kustomize-controller). A commit reaches it at the sidecar's next poll, triggered at once here as a webhook would.
+ */
+async function fluxEngine(world: World, root: string, repoDir: string, work: string, log: Logger): Promise<Engine> {
+  const kubeconfig = join(work, 'parent.kubeconfig');
+  writeFileSync(kubeconfig, world.parent.kc.exportConfig(), { mode: 0o600 });
+  const port = await freePort();
+  const handle = await startSidecar({
+    source: { kind: 'git', url: repoDir, branch: 'main', credentials: { kind: 'none' } },
+    path: 'clusters', pollIntervalMs: 2000, storageDir: join(work, 'artifacts'), cacheDir: join(work, 'git-cache'),
+    listen: { host: '127.0.0.1', port }, advertiseUrl: `http://127.0.0.1:${port}`,
+    namespace: 'flux-system', fluxNamespace: 'flux-system', gcGraceMs: 60_000, publish: true, allowEmpty: false,
+    leaseName: 'lattice-sidecar', identity: 'demo', kubeconfig, overrides: {}, logLevel: 'silent',
+  }, { log, processMetrics: false, lease: { leaseDurationSeconds: 2, renewDeadlineMs: 1500, retryPeriodMs: 200 } });
+  const rootKustomization = parseDocument(readFileSync(join(root, 'flux', 'examples', 'root-kustomization.yaml'), 'utf8')).toJS() as KubernetesObject;
+  await world.parent.objects.create(rootKustomization);
+  return {
+    async publish() {
+      handle.sidecar.trigger();
+    },
+    stop: () => handle.stop(),
+  };
+}
+
 /** Runs the lifecycle; never throws (a failure is the result's reason). */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
@@ -155,6 +205,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     }
   };
   const stopAgents = { stop: false };
+  let stopEngine: (() => Promise<void>) | undefined;
 
   try {
     // 1. The repository: the bundled examples, committed.
@@ -170,13 +221,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     //    kubeconfig for it points).
     detail = 'starting the parent (API server, Cluster API, Argo CD, the Lattice controller and cell)';
     report();
+    const flavor = options.flavor ?? 'argocd';
     world = await startWorld({
       repo: options.repo, upstreamCrds: options.upstreamCrds, log: options.log,
-      extraNamespaces: ['capa-system'],
+      extraNamespaces: ['capa-system'], gitops: flavor,
       // Simulated time is already compressed (a step of Cluster API per pass); polling slower than the tests do
       // leaves the two cores of a laptop to the work itself, which makes the whole run faster.
       capiIntervalMs: 200, argoPollMs: 200, heartbeatIntervalMs: 1000, controllerConfig: { progressIntervalMs: 2000 },
     });
+    options.onWorld?.(world);
     let generated = generate(repoDir);
     for (const name of credentialSecrets(generated.objects)) {
       // Placeholders: real credentials come from the platform team's secret manager, never from git.
@@ -199,10 +252,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    const firstSync = world.argo.sync(generated.objects);
+    const engine = flavor === 'flux' ? await fluxEngine(world, options.repo, repoDir, work, options.log) : argoEngine(world);
+    stopEngine = engine.stop;
+    const firstSync = engine.publish(generated.objects, []);
     await until('every cluster Ready', () => clusters.length === generated.clusters.length && clusters.every((c) => c.phase === 'Ready'));
-    const synced = await firstSync;
-    if (synced.phase !== 'Succeeded') throw new Error(`the Argo CD sync failed: ${synced.message}`);
+    await firstSync;
     steps.provisioning = elapsed();
 
     // 4. A spec change, committed: the cluster applies it to itself.
@@ -220,9 +274,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     await git.add('.').commit(`Scale ${changeName}/${pool} to ${replicas + 1} workers`);
     const beforeChange = generated;
     generated = generate(repoDir);
-    const changeSync = await world.argo.sync(generated.objects);
-    if (changeSync.phase !== 'Succeeded') throw new Error(`the Argo CD sync of the change failed: ${changeSync.message}`);
-    await world.argo.prune(beforeChange.objects, generated.objects);
+    await engine.publish(generated.objects, beforeChange.objects);
     await until(`${changeName} applying its new generation`, () => clusters.some((c) => c.name === changeName && c.generation > 1 && c.appliedGeneration === c.generation && c.phase === 'Ready'));
     steps.changing = elapsed();
 
@@ -236,9 +288,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const beforeRemove = generated;
     generated = generate(repoDir);
     removed.add(removeName);
-    const removeSync = await world.argo.sync(generated.objects);
-    if (removeSync.phase !== 'Succeeded') throw new Error(`the Argo CD sync of the removal failed: ${removeSync.message}`);
-    await world.argo.prune(beforeRemove.objects, generated.objects);
+    await engine.publish(generated.objects, beforeRemove.objects);
     await until(`${removeName} torn down`, () => clusters.some((c) => c.name === removeName && c.gone));
     const capiLeft = await world.parent.objects.list('cluster.x-k8s.io/v1beta2', 'Cluster', `capi-${removeName}`).then((l) => l.items.length, () => 0);
     if (capiLeft > 0) throw new Error(`the Cluster API Cluster of ${removeName} is still there`);
@@ -264,6 +314,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     return { ok: false, reason: detail, elapsedMs: elapsed(), outDir: options.outDir, clusters, steps };
   } finally {
     stopAgents.stop = true;
+    await stopEngine?.().catch((e: unknown) => options.log.warn({ err: e instanceof Error ? e.message : 'error' }, 'demo shutdown failed'));
     await world?.stop().catch((e: unknown) => options.log.warn({ err: e instanceof Error ? e.message : 'error' }, 'demo shutdown failed'));
     rmSync(work, { recursive: true, force: true });
   }

@@ -5,7 +5,8 @@
  * fetched, built or installed. `suspend: true` freezes an object, as in Flux. Conditions follow
  * kstatus (Ready with reason and message, observedGeneration).
  */
-import { CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { fetchLikeFlux, objectsUnder } from '../../sidecar/testing.js';
 import type { Logger } from 'pino';
 
 type Obj = KubernetesObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
@@ -28,6 +29,23 @@ export interface FluxSimOptions {
   readonly log?: Logger;
   /** Clock for condition timestamps. */
   readonly now?: () => Date;
+  /**
+   * Play kustomize-controller for real: a Kustomization whose source is an ExternalArtifact has the artifact
+   * fetched (digest checked), the YAML under its path applied (server-side apply, to the cluster of its
+   * `kubeConfig.secretRef` when set), what it applied before and no longer has pruned (unless annotated
+   * `kustomize.toolkit.fluxcd.io/prune: disabled`), and, with `wait`, Ready only once its objects are
+   * healthy by its `healthCheckExprs` (CEL) or their Ready condition. A Kustomization that disappears
+   * has its objects pruned the same way (`prune: true`).
+   */
+  readonly applyArtifacts?: boolean;
+}
+
+interface Applied {
+  readonly revision: string;
+  readonly objects: readonly Obj[];
+  readonly api: KubernetesObjectApi;
+  /** `deletionPolicy: Orphan`: deleting the Kustomization leaves its objects. */
+  readonly orphan: boolean;
 }
 
 interface Ready {
@@ -42,6 +60,7 @@ export class FluxSim {
   private readonly objects: KubernetesObjectApi;
   private readonly custom: CustomObjectsApi;
   private loop?: AbortController;
+  private readonly applied = new Map<string, Applied>();
 
   constructor(private readonly options: FluxSimOptions) {
     this.objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
@@ -74,6 +93,7 @@ export class FluxSim {
     for (const kind of [KUSTOMIZATION, HELM_RELEASE]) {
       const list = await this.objects.list<Obj>(`${kind.group}/${kind.version}`, kind.kind);
       const byKey = new Map(list.items.map((o) => [`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o]));
+      if (kind === KUSTOMIZATION) await this.pruneDeleted(byKey);
       for (const o of list.items) {
         if (o.spec?.suspend === true) continue;
         const ready = await this.assess(kind, o, byKey);
@@ -95,7 +115,87 @@ export class FluxSim {
       if (secret && !(await this.exists('v1', 'Secret', secret, ns))) return { status: 'False', reason: 'InstallFailed', message: `could not find Secret '${ns}/${secret}'` };
       return { status: 'True', reason: 'InstallSucceeded', message: 'Helm install succeeded' };
     }
+    if (this.options.applyArtifacts && (o.spec?.sourceRef as { kind?: string } | undefined)?.kind === 'ExternalArtifact') {
+      try {
+        return await this.applyArtifact(o, key);
+      } catch (e) {
+        // One Kustomization failing is its own status, as in Flux; the others go on.
+        const code = (e as { code?: number }).code;
+        return { status: 'False', reason: 'ReconciliationFailed', message: `apply failed${code ? `: HTTP ${code}` : ''}` };
+      }
+    }
     return { status: 'True', reason: 'ReconciliationSucceeded', message: 'Applied revision' };
+  }
+
+  /** Where a Kustomization applies: its `kubeConfig.secretRef`'s cluster, else this one; undefined while the Secret is missing. */
+  private async target(o: Obj): Promise<KubernetesObjectApi | undefined> {
+    const ref = (o.spec?.kubeConfig as { secretRef?: { name?: string; key?: string } } | undefined)?.secretRef;
+    if (!ref?.name) return this.objects;
+    try {
+      const secret = (await this.objects.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name: ref.name, namespace: o.metadata?.namespace ?? '' } })) as { data?: Record<string, string> };
+      const value = secret.data?.[ref.key ?? 'value'] ?? secret.data?.['value.yaml'];
+      if (!value) return undefined;
+      const kc = new KubeConfig();
+      kc.loadFromString(Buffer.from(value, 'base64').toString('utf8'));
+      return KubernetesObjectApi.makeApiClient(kc);
+    } catch (e) {
+      if ((e as { code?: number }).code === 404) return undefined;
+      throw e;
+    }
+  }
+
+  private async applyArtifact(o: Obj, key: string): Promise<Ready> {
+    const ns = o.metadata?.namespace ?? '';
+    const source = o.spec?.sourceRef as { name?: string; namespace?: string };
+    let artifact: { url: string; digest: string; revision: string } | undefined;
+    try {
+      const ea = (await this.objects.read({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'ExternalArtifact', metadata: { name: source.name ?? '', namespace: source.namespace ?? ns } })) as Obj;
+      artifact = ea.status?.artifact as typeof artifact;
+    } catch (e) {
+      if ((e as { code?: number }).code !== 404) throw e;
+    }
+    if (!artifact) return { status: 'False', reason: 'ArtifactFailed', message: `ExternalArtifact '${source.namespace ?? ns}/${source.name ?? ''}' has no artifact yet` };
+    const api = await this.target(o);
+    if (!api) return { status: 'False', reason: 'ReconciliationFailed', message: 'the kubeconfig Secret does not exist yet' };
+    let applied = this.applied.get(key);
+    if (applied?.revision !== artifact.revision) {
+      const files = await fetchLikeFlux(artifact);
+      const objects = objectsUnder(files, String(o.spec?.path ?? './')) as Obj[];
+      for (const obj of objects) await api.patch(obj, undefined, undefined, 'kustomize-controller', true, PatchStrategy.ServerSideApply);
+      const keep = new Set(objects.map(ref));
+      if (o.spec?.prune === true) await this.prune((applied?.objects ?? []).filter((x) => !keep.has(ref(x))), applied?.api ?? api);
+      applied = { revision: artifact.revision, objects, api, orphan: o.spec?.deletionPolicy === 'Orphan' };
+      this.applied.set(key, applied);
+    }
+    if (o.spec?.wait === true) {
+      const exprs = (o.spec.healthCheckExprs ?? []) as { apiVersion: string; kind: string; current: string }[];
+      for (const obj of applied.objects) {
+        const live = await applied.api.read({ apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', metadata: { name: obj.metadata?.name ?? '', ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}) } }).then((x) => JSON.parse(JSON.stringify(x)) as Obj, () => undefined);
+        if (!live) return { status: 'False', reason: 'HealthCheckFailed', message: `${obj.kind ?? ''}/${obj.metadata?.name ?? ''} not found` };
+        const expr = exprs.find((e) => e.apiVersion === obj.apiVersion && e.kind === obj.kind);
+        const current = expr ? await celTrue(expr.current, live) : obj.kind === 'HelmRelease' || obj.kind === 'Kustomization' ? readyOf(live) === 'True' : true;
+        if (!current) return { status: 'False', reason: 'Progressing', message: `waiting for ${obj.kind ?? ''}/${obj.metadata?.name ?? ''} to become current` };
+      }
+    }
+    return { status: 'True', reason: 'ReconciliationSucceeded', message: `Applied revision: ${artifact.revision}` };
+  }
+
+  /** Objects of Kustomizations that are gone, pruned as kustomize-controller's garbage collection does. */
+  private async pruneDeleted(listed: ReadonlyMap<string, Obj>): Promise<void> {
+    for (const [key, applied] of [...this.applied]) {
+      if (listed.has(key)) continue;
+      this.applied.delete(key);
+      if (!applied.orphan) await this.prune(applied.objects, applied.api);
+    }
+  }
+
+  private async prune(objects: readonly Obj[], api: KubernetesObjectApi): Promise<void> {
+    for (const obj of [...objects].reverse()) {
+      if (obj.metadata?.annotations?.['kustomize.toolkit.fluxcd.io/prune'] === 'disabled') continue;
+      await api.delete(obj).catch((e: unknown) => {
+        if ((e as { code?: number }).code !== 404) throw e;
+      });
+    }
   }
 
   private async exists(apiVersion: string, kind: string, name: string, namespace: string): Promise<boolean> {
@@ -121,5 +221,29 @@ export class FluxSim {
       group: kind.group, version: kind.version, plural: kind.plural, namespace: o.metadata?.namespace ?? '', name: o.metadata?.name ?? '',
       body: { ...o, status },
     });
+  }
+}
+
+const ref = (o: Obj): string => `${o.apiVersion ?? ''}/${o.kind ?? ''}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/** JSON to CEL values (integers as CEL ints). */
+function toCel(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(toCel);
+  if (typeof value === 'number') return Number.isInteger(value) ? BigInt(value) : value;
+  if (value !== null && typeof value === 'object') return new Map(Object.entries(value).map(([k, v]) => [k, toCel(v)]));
+  return value;
+}
+
+/**
+ * A healthCheckExprs expression on an object, its top-level fields bound as variables (research/flux.md §5).
+ * The CEL interpreter is a development dependency: imported only when an expression is evaluated.
+ */
+async function celTrue(expression: string, obj: Obj): Promise<boolean> {
+  const { run } = await import('@bufbuild/cel');
+  const vars = Object.fromEntries(Object.entries(JSON.parse(JSON.stringify(obj)) as Record<string, unknown>).map(([k, v]) => [k, toCel(v)]));
+  try {
+    return run(expression, vars as never) === true;
+  } catch {
+    return false;
   }
 }
