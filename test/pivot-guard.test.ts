@@ -10,19 +10,12 @@ import { run } from '@bufbuild/cel';
 import { parseAllDocuments } from 'yaml';
 import { isRecord } from '../core/data.js';
 import { REPO } from './support/repo.js';
+import { toCel } from './support/cel.js';
 
 const rec = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {});
 const docs = parseAllDocuments(readFileSync(join(REPO, 'deploy/base/pivot-guard.yaml'), 'utf8')).map((d) => rec(d.toJS()));
 const policy = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy');
 const spec = rec(policy?.spec);
-
-/** JSON to CEL values (integers as CEL ints). */
-function toCel(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(toCel);
-  if (typeof value === 'number') return Number.isInteger(value) ? BigInt(value) : value;
-  if (value !== null && typeof value === 'object') return new Map(Object.entries(value).map(([k, v]) => [k, toCel(v)]));
-  return value;
-}
 
 /** What the API server decides: allowed, or the denial message. */
 function admit(object: Record<string, unknown>, username = 'system:serviceaccount:argocd:argocd-application-controller'): string {

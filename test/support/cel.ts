@@ -22,7 +22,7 @@ interface Rule {
 }
 
 /** JSON data to CEL values: objects become maps, integers become CEL ints (bigint). */
-function toCel(value: unknown): unknown {
+export function toCel(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(toCel);
   if (typeof value === 'number') return Number.isInteger(value) ? BigInt(value) : value;
   if (value !== null && typeof value === 'object') return new Map(Object.entries(value).map(([k, v]) => [k, toCel(v)]));
