@@ -24,7 +24,7 @@ import { parse } from 'yaml';
 import { specRenderer } from '../cli/load.js';
 import { isRecord } from '../core/data.js';
 import { LatticeError } from '../core/errors.js';
-import { isCapiCluster, isPaused, movable, moveGraph, MOVE, pauseAcknowledged, withPause, type ListedObject, type MoveNode, type OwnerRef } from '../core/move/graph.js';
+import { clusterLast, isCapiCluster, isPaused, movable, moveGraph, MOVE, pauseAcknowledged, withPause, type ListedObject, type MoveNode, type OwnerRef } from '../core/move/graph.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import { AckCode, MAX_MESSAGE_BYTES, type DecodedCommand, type MoveObject, type SelfManagement } from '../controller/cell/protocol.js';
 import { refused as refusedByMover, type IncomingObject, type Mover } from '../kube/mover.js';
@@ -208,8 +208,7 @@ export function pivotHandlers(deps: PivotDeps): PivotHandlers {
     const received = (await deps.mover.list(namespace)).filter(hasSourceUid);
     // Recording a pivot without the Cluster would tell the parent the child manages what it does not hold.
     if (!received.some((o) => isCapiCluster(o) && o.metadata.name === deps.cluster)) return failed(`no Cluster ${deps.cluster} was received in ${namespace}`, false);
-    // The Cluster last: while its spec.paused holds, no controller acts on the others, so everything starts at once.
-    const unpaused = await deps.mover.unpause([...received.filter((o) => !isCapiCluster(o)), ...received.filter(isCapiCluster)]);
+    const unpaused = await deps.mover.unpause(clusterLast(received));
     for (const m of manifests) {
       try {
         await deps.mover.apply({ ...m, metadata: { ...m.metadata, namespace } });

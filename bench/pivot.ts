@@ -10,18 +10,14 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
-import { specRenderer } from '../cli/load.js';
-import { argocdObjects } from '../core/flavor/flavors.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import { specValidator } from '../cli/load.js';
 import { readInputs } from '../cli/inputs.js';
 import { capiObjects } from '../test/support/pivot.js';
-import { startWorld } from '../sim/world.js';
+import { argoCdObjectsOf, startWorld } from '../sim/world.js';
 
 const runs = Number(process.argv[2] ?? 3);
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const renderer = specRenderer();
 const marks = new Map<string, Map<string, number>>();
 const mark = (cluster: string, point: string) => {
   const m = marks.get(cluster) ?? new Map<string, number>();
@@ -54,8 +50,7 @@ for (let i = 0; i < runs; i++) {
   const pools = { general: { replicas: 2 }, batch: { replicas: 2 }, edge: { replicas: 1 } };
   const cluster: LatticeCluster = { ...dev, metadata: { ...dev.metadata, name }, spec: { ...dev.spec, nodes: { ...dev.spec.nodes, workerPools: pools } } } as LatticeCluster;
   const child = await world.addChild(name);
-  const text = renderer.renderObjects(argocdObjects(renderer, cluster, { namespace: 'argocd', project: 'default', plugin: 'lattice', source: { repoURL: 'https://git.example.com/c.git', path: 'clusters', targetRevision: 'main' } })).map((d) => `---\n${d.text}`).join('');
-  void world.argo.sync(parseAllDocuments(text).map((d) => d.toJS()));
+  void world.argo.sync(argoCdObjectsOf(cluster));
   await until(async () => (await child.sim.core.readNamespacedSecret({ namespace: 'lattice-system', name: 'lattice-agent-bootstrap' })) !== undefined);
   await world.startAgent(name);
   await until(async () => (await phase(name)) === 'Ready');

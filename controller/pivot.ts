@@ -29,7 +29,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { stalling, transient, waiting, LatticeError } from '../core/errors.js';
-import { MOVE, moveBlocker, moveGraph, isCapiCluster, isPaused, pauseAcknowledged, withPause, type ListedObject, type MoveNode } from '../core/move/graph.js';
+import { clusterLast, MOVE, moveBlocker, moveGraph, isCapiCluster, isPaused, pauseAcknowledged, withPause, type ListedObject, type MoveNode } from '../core/move/graph.js';
 import { groupOf } from '../core/render/versions.js';
 import { AckCode, type Ack } from './cell/protocol.js';
 import type { IncomingObject, Mover } from '../kube/mover.js';
@@ -391,14 +391,7 @@ export async function abortPivot(ctx: Ctx, deps: ReconcileDeps, why: string): Pr
   if (!released && pivot.completing) {
     throw waiting('PivotAbortBlocked', `the pivot must be given up (${why}), but the cluster may already hold its objects live: waiting for its agent to confirm before the parent's copies are unpaused`);
   }
-  const mover = moverOf(deps);
-  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => mover.list(ctx.namespace));
-  const paused = objects.filter((o) => isPaused(o) && !excluded(o));
-  if (paused.length > 0) {
-    await checkpoint(deps, ctx, 'abort:unpause');
-    // The Cluster last, so its objects are unpaused before anything reconciles them again.
-    await guarded(`unpausing the objects of ${ctx.namespace}`, () => mover.unpause([...paused.filter((o) => !isCapiCluster(o)), ...paused.filter(isCapiCluster)]));
-  }
+  await unpauseNamespace(ctx, deps, 'abort:unpause');
   await checkpoint(deps, ctx, 'abort:record');
   ctx.state = await writeState(deps, ctx.name, (s): ClusterState => {
     const { pivot: _aborted, ...rest } = s;
@@ -408,6 +401,17 @@ export async function abortPivot(ctx: Ctx, deps: ReconcileDeps, why: string): Pr
   deps.log.warn({ cluster: ctx.name, reason: why }, 'pivot aborted');
   await event(ctx, deps, { type: 'Warning', reason: 'PivotAborted', message: `the pivot was aborted and the source unpaused: ${why}` });
   return 'aborted';
+}
+
+/** Unpauses whatever is paused in the cluster's namespace (the parent's side again holds the live objects); whether anything was. */
+async function unpauseNamespace(ctx: Ctx, deps: ReconcileDeps, point: Checkpoint): Promise<boolean> {
+  const mover = moverOf(deps);
+  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => mover.list(ctx.namespace));
+  const paused = objects.filter((o) => isPaused(o) && !excluded(o));
+  if (paused.length === 0) return false;
+  await checkpoint(deps, ctx, point);
+  await guarded(`unpausing the objects of ${ctx.namespace}`, () => mover.unpause(clusterLast(paused)));
+  return true;
 }
 
 /**
@@ -529,11 +533,7 @@ export async function unpivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
     await checkpoint(deps, ctx, 'unpivot:released');
     ctx.state = await writeState(deps, ctx.name, { unpivotReleased: true });
   }
-  const objects = await guarded(`listing the Cluster API objects of ${ctx.namespace}`, () => mover.list(ctx.namespace));
-  const paused = objects.filter((o) => isPaused(o) && !excluded(o));
-  if (paused.length > 0) {
-    await checkpoint(deps, ctx, 'unpivot:unpause');
-    await guarded(`unpausing the objects of ${ctx.namespace}`, () => mover.unpause([...paused.filter((o) => !isCapiCluster(o)), ...paused.filter(isCapiCluster)]));
+  if (await unpauseNamespace(ctx, deps, 'unpivot:unpause')) {
     deps.log.info({ cluster: ctx.name }, 'unpivot complete');
     await event(ctx, deps, { type: 'Normal', reason: 'Unpivoted', message: 'the Cluster API objects are live in the parent again; tearing the cluster down' });
   }

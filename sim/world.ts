@@ -12,7 +12,11 @@ import { join } from 'node:path';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+import { parseAllDocuments } from 'yaml';
 import { specRenderer } from '../cli/load.js';
+import { argocdObjects } from '../core/flavor/flavors.js';
+import { toYamlStream } from '../core/render/render.js';
+import type { LatticeCluster } from '../core/spec/model.js';
 import { createAgent, type Agent, type AgentOptions } from '../agent/agent.js';
 import { leaderCell, stateSecretTokenStore } from '../controller/agents.js';
 import { startCell, type Cell } from '../controller/cell/cell.js';
@@ -99,6 +103,16 @@ async function runProviders(child: SimClients): Promise<void> {
   });
   // Nothing runs pods in a sim: the status says what a running provider's would.
   await apps.replaceNamespacedDeploymentStatus({ namespace: PROVIDERS_NAMESPACE, name: 'capi-controller-manager', body: { ...created, status: { replicas: 1, readyReplicas: 1, availableReplicas: 1 } } });
+}
+
+/**
+ * What the config-management plugin prints for one cluster (the Argo CD flavor, app-of-apps in `argocd`),
+ * parsed: what the simulated Argo CD syncs in the lifecycle tests and the benchmark.
+ */
+export function argoCdObjectsOf(cluster: LatticeCluster): (KubernetesObject & Record<string, unknown>)[] {
+  const renderer = specRenderer();
+  const planned = argocdObjects(renderer, cluster, { namespace: 'argocd', project: 'default', plugin: 'lattice', source: { repoURL: 'https://git.example.com/c.git', path: 'clusters', targetRevision: 'main' } });
+  return parseAllDocuments(toYamlStream(renderer.renderObjects(planned))).map((d) => d.toJS() as KubernetesObject & Record<string, unknown>);
 }
 
 export async function startWorld(options: WorldOptions): Promise<World> {

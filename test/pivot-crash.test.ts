@@ -17,10 +17,8 @@
  * stop at a boundary for the other clusters, which must survive it too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { pino } from 'pino';
 import { specRenderer } from '../cli/load.js';
-import { argocdObjects } from '../core/flavor/flavors.js';
 import { isPaused, type ListedObject } from '../core/move/graph.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import { decodeState } from '../controller/state.js';
@@ -28,7 +26,7 @@ import { eventually } from '../controller/testing.js';
 import { createMover, type Mover } from '../kube/mover.js';
 import { secretSelfManagementStore, type SelfManagementStore } from '../agent/state.js';
 import type { AgentOptions } from '../agent/agent.js';
-import { startWorld, type World } from '../sim/world.js';
+import { argoCdObjectsOf, startWorld, type World } from '../sim/world.js';
 import { REPO, SHARED, exampleClusters } from './support/repo.js';
 import { capiObjects, liveObjects, type Obj } from './support/pivot.js';
 
@@ -238,10 +236,7 @@ function instrumentedAgent(cluster: string): Partial<AgentOptions> {
   return { mover, selfManagement, backoff: { initialMs: 20, maxMs: 200, stableMs: 100 } };
 }
 
-const rendered = (cluster: LatticeCluster): Obj[] => {
-  const text = renderer.renderObjects(argocdObjects(renderer, cluster, { namespace: 'argocd', project: 'default', plugin: 'lattice', source: { repoURL: 'https://git.example.com/c.git', path: 'clusters', targetRevision: 'main' } })).map((d) => `---\n${d.text}`).join('');
-  return parseAllDocuments(text).map((d) => d.toJS() as Obj);
-};
+const rendered = (cluster: LatticeCluster): Obj[] => argoCdObjectsOf(cluster);
 
 beforeAll(async () => {
   world = await startWorld({

@@ -11,10 +11,9 @@ import { parseAllDocuments } from 'yaml';
 import { PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { createHealthChecks } from '../sim/health/lua.js';
 import { specRenderer } from '../cli/load.js';
-import { argocdObjects } from '../core/flavor/flavors.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import { conditionOf, eventually, StatusRecorder } from '../controller/testing.js';
-import { startWorld, type World } from '../sim/world.js';
+import { argoCdObjectsOf, startWorld, type World } from '../sim/world.js';
 import { REPO, SHARED, exampleClusters } from './support/repo.js';
 import { capiObjects, liveObjects, type Obj } from './support/pivot.js';
 
@@ -22,10 +21,7 @@ const renderer = specRenderer();
 let world: World;
 let recorder: StatusRecorder;
 
-const rendered = (cluster: LatticeCluster): Obj[] => {
-  const text = renderer.renderObjects(argocdObjects(renderer, cluster, { namespace: 'argocd', project: 'default', plugin: 'lattice', source: { repoURL: 'https://git.example.com/c.git', path: 'clusters', targetRevision: 'main' } })).map((d) => `---\n${d.text}`).join('');
-  return parseAllDocuments(text).map((d) => d.toJS() as Obj);
-};
+const rendered = (cluster: LatticeCluster): Obj[] => argoCdObjectsOf(cluster);
 
 beforeAll(async () => {
   world = await startWorld({ repo: REPO, upstreamCrds: SHARED + '/upstream-crds' });

@@ -4,15 +4,11 @@
  * by deploy/'s rules, and every verb rbac-pivot.yaml grants must have been used.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
-import { specRenderer } from '../cli/load.js';
-import { argocdObjects } from '../core/flavor/flavors.js';
 import { eventually } from '../controller/testing.js';
-import { startWorld, type World } from '../sim/world.js';
+import { argoCdObjectsOf, startWorld, type World } from '../sim/world.js';
 import { REPO, SHARED, exampleClusters } from './support/repo.js';
 import { deniedCalls, deployRules, recordingProxy, resourceCalls, unusedGrants, type RecordingProxy } from './support/rbac.js';
 
-const renderer = specRenderer();
 let world: World;
 let proxy: RecordingProxy | undefined;
 
@@ -33,8 +29,7 @@ describe('lattice controller RBAC for the pivot (deploy/base/rbac-pivot.yaml)', 
     const dev = exampleClusters().find((c) => c.metadata.name === 'dev');
     if (!dev) throw new Error('no dev example');
     const child = await world.addChild('dev');
-    const text = renderer.renderObjects(argocdObjects(renderer, dev, { namespace: 'argocd', project: 'default', plugin: 'lattice', source: { repoURL: 'https://git.example.com/c.git', path: 'clusters', targetRevision: 'main' } })).map((d) => `---\n${d.text}`).join('');
-    const sync = world.argo.sync(parseAllDocuments(text).map((d) => d.toJS()));
+    const sync = world.argo.sync(argoCdObjectsOf(dev));
     await eventually(() => world.parent.core.readNamespace({ name: 'capi-dev' }), { timeoutMs: 30_000 });
     await world.parent.core.createNamespacedConfigMap({ namespace: 'capi-dev', body: { metadata: { name: 'dev-extra', finalizers: ['example.com/keep'] }, data: { a: 'b' } } });
     await eventually(() => child.sim.core.readNamespacedSecret({ namespace: 'lattice-system', name: 'lattice-agent-bootstrap' }), { timeoutMs: 30_000 });

@@ -236,6 +236,14 @@ export function unpausePatch(o: ListedObject): Record<string, unknown> {
 
 export { isCapiCluster };
 
+/**
+ * The order to unpause in: the Cluster last, so that while its spec.paused holds, no controller acts on the
+ * others, and everything starts at once.
+ */
+export function clusterLast<T extends ListedObject>(objects: readonly T[]): T[] {
+  return [...objects.filter((o) => !isCapiCluster(o)), ...objects.filter(isCapiCluster)];
+}
+
 /** The object with its pause applied (what pausePatch would make of it), for objects that are not stored yet. */
 export function withPause<T extends ListedObject>(o: T): T {
   if (isPaused(o)) return o;

@@ -97,6 +97,15 @@ function generate(repoDir: string): { objects: KubernetesObject[]; text: string;
   return { objects: parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject), text, clusters: result.value.clusters.map((c) => c.object.metadata.name) };
 }
 
+/** The file of the repository's `clusters/` that holds the LatticeCluster `name`. */
+function specFile(repoDir: string, name: string): string | undefined {
+  const dir = join(repoDir, 'clusters');
+  return readdirSync(dir).map((f) => join(dir, f)).find((f) => parseAllDocuments(readFileSync(f, 'utf8')).some((d) => {
+    const o = rec(d.toJS());
+    return o.kind === 'LatticeCluster' && rec(o.metadata).name === name;
+  }));
+}
+
 /** The credentials Secrets the repository's InfraProviders name: not in git, so the demo makes placeholders. */
 function credentialSecrets(objects: readonly KubernetesObject[]): string[] {
   return objects.filter((o) => o.kind === 'InfraProvider').map((o) => rec(rec((o as unknown as Record<string, unknown>).spec).credentialsSecretRef).name).filter((n): n is string => typeof n === 'string');
@@ -262,7 +271,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     // 4. A spec change, committed: the cluster applies it to itself.
     step = 'changing';
     detail = `committed: ${changeName} gets one more worker; the agent applies it in the cluster`;
-    const changeFile = readdirSync(join(repoDir, 'clusters')).map((f) => join(repoDir, 'clusters', f)).find((f) => parseAllDocuments(readFileSync(f, 'utf8')).some((d) => rec(rec(d.toJS()).metadata).name === changeName && rec(d.toJS()).kind === 'LatticeCluster'));
+    const changeFile = specFile(repoDir, changeName);
     if (!changeFile) throw new Error(`no LatticeCluster ${changeName} in the examples`);
     const doc = parseDocument(readFileSync(changeFile, 'utf8'));
     const pools = rec(rec(rec(doc.toJS()).spec).nodes).workerPools;
@@ -281,7 +290,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     // 5. A cluster removed from git: Argo CD prunes its LatticeCluster; the controller unpivots and tears it down.
     step = 'removing';
     detail = `committed: ${removeName} removed from git; it unpivots and Cluster API tears it down`;
-    const removeFile = readdirSync(join(repoDir, 'clusters')).map((f) => join(repoDir, 'clusters', f)).find((f) => parseAllDocuments(readFileSync(f, 'utf8')).some((d) => rec(rec(d.toJS()).metadata).name === removeName && rec(d.toJS()).kind === 'LatticeCluster'));
+    const removeFile = specFile(repoDir, removeName);
     if (!removeFile) throw new Error(`no LatticeCluster ${removeName} in the examples`);
     rmSync(removeFile);
     await git.add('.').commit(`Remove ${removeName}`);
