@@ -24,6 +24,7 @@ import { kubeHealthSource, type HealthSource } from './health.js';
 import { BootstrapError, ensureIdentity, readParentInfo, type Identity, type IdentityDeps } from './identity.js';
 import type { AgentConfig } from './config.js';
 import { pivotHandlers } from './pivot.js';
+import { createProxyExecutor, type ProxyExecutor } from './proxy.js';
 import { specRenderer } from '../cli/load.js';
 import { emptySpecState, type SpecState } from './spec.js';
 import { secretSelfManagementStore, type SelfManagementStore } from './state.js';
@@ -49,6 +50,11 @@ export interface AgentOptions {
   readonly mover?: Mover;
   /** The child-local pivot record. @default the Secret `<namespace>/lattice-agent-state` */
   readonly selfManagement?: SelfManagementStore;
+  /**
+   * Serves the API proxy (M9). @default an executor over `kubeConfig` impersonating the child's
+   * `lattice-proxy` ServiceAccount; null: proxy requests are answered Unsupported.
+   */
+  readonly proxy?: ProxyExecutor | null;
   /** @default the package version */
   readonly version?: string;
   /** The bootstrap HTTPS call (tests inject failures). */
@@ -108,6 +114,7 @@ class LatticeAgent implements Agent {
   private readonly health: HealthSource;
   private readonly backoff: BackoffOptions;
   private readonly log: Logger;
+  private readonly proxy: ProxyExecutor | undefined;
   private identity?: Identity;
   private connected = false;
   private bootstrapped = false;
@@ -135,6 +142,11 @@ class LatticeAgent implements Agent {
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.selfManagement = options.selfManagement ?? secretSelfManagementStore({ core, namespace: options.namespace, log: this.log });
     const mover = options.mover ?? createMover({ kubeConfig: options.kubeConfig, fieldManager: AGENT.name, log: this.log, apiVersions: specRenderer().versions.apiVersions });
+    this.proxy = options.proxy === null ? undefined : options.proxy ?? createProxyExecutor({
+      kubeConfig: options.kubeConfig,
+      impersonate: `system:serviceaccount:${options.namespace}:${AGENT.proxyServiceAccount}`,
+      log: this.log.child({ component: 'proxy' }),
+    });
     this.dispatcher = new CommandDispatcher({
       handlers: { ...pivotHandlers({ cluster: options.config.cluster, mover, state: this.selfManagement, spec: this.spec, log: this.log }), ...options.handlers },
       log: this.log,
@@ -148,6 +160,7 @@ class LatticeAgent implements Agent {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.running;
+    this.proxy?.close();
   }
 
   status(): AgentStatus {
@@ -211,6 +224,7 @@ class LatticeAgent implements Agent {
           kubernetesVersion: await this.k8sVersion(),
           health: this.health,
           dispatcher: this.dispatcher,
+          ...(this.proxy ? { proxy: this.proxy } : {}),
           selfManagement: () => this.selfManagement.current(),
           heartbeatIntervalMs: this.options.config.heartbeatSeconds * 1000,
           ...(this.options.settingsTimeoutMs !== undefined ? { settingsTimeoutMs: this.options.settingsTimeoutMs } : {}),

@@ -303,7 +303,7 @@ describe('pivot through a real cell and agent', () => {
 
   beforeAll(async () => {
     const tokens = new InMemoryTokenStore();
-    cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 200, log });
+    cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, proxyPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 200, log });
     const { token } = await issueBootstrapToken(tokens, 'dev', { now: new Date() });
     await child.core.createNamespacedSecret({ namespace: AGENT_NS, body: bootstrapSecret({ token, ...parentEndpoints('127.0.0.1', { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort }), caBundle: cell.ca.trustBundle }, 'lattice-agent-bootstrap', AGENT_NS) });
     agent = createAgent({
@@ -321,7 +321,7 @@ describe('pivot through a real cell and agent', () => {
     // GIVEN the connected agent of the pivoted child
     // THEN its heartbeats carry the pivot record, and its Hello lists the pivot commands
     await eventually(() => expect(cell.agents.get('dev')?.selfManagement).toEqual({ pivotComplete: true, moveId: MOVE_ID, appliedGeneration: 2 }), { timeoutMs: 10_000 });
-    expect(cell.agents.get('dev')?.capabilities).toEqual(['moveBatch', 'moveComplete', 'specSync', 'unpivotRequest', 'releaseCopies']);
+    expect(cell.agents.get('dev')?.capabilities).toEqual(['moveBatch', 'moveComplete', 'specSync', 'unpivotRequest', 'releaseCopies', 'proxyRequest', 'proxyCancel']);
     // WHEN the cell asks for the objects back
     const batchesSeen: UnpivotBatch[] = [];
     const unsubscribe = cell.agents.subscribe((e) => {

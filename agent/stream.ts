@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { emptyHealth, MAX_MESSAGE_BYTES, openConnectStream, PROTOCOL_VERSION, type AgentMessage, type DecodedCellMessage, type Health, type SelfManagement } from '../controller/cell/protocol.js';
 import type { CommandContext, CommandDispatcher } from './dispatch.js';
 import type { HealthSource } from './health.js';
+import type { ProxyExecutor } from './proxy.js';
 
 export interface BackoffOptions {
   /** First delay cap. @default 1000 */
@@ -39,6 +40,8 @@ export interface SessionOptions {
   readonly kubernetesVersion: string;
   readonly health: HealthSource;
   readonly dispatcher: CommandDispatcher;
+  /** Serves the API proxy's requests (M9); without it they are answered Unsupported. */
+  readonly proxy?: ProxyExecutor;
   /** The child's pivot record for each heartbeat; undefined (not sent) while the agent does not know it. */
   readonly selfManagement?: () => SelfManagement | undefined;
   /** Until the cell's Settings say otherwise. */
@@ -91,6 +94,7 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
       clearTimeout(settingsTimer);
       if (heartbeatTimer) clearTimeout(heartbeatTimer);
       signal.removeEventListener('abort', onAbort);
+      proxy?.close();
       client.close();
       if (acceptedAt !== undefined) options.onDisconnected();
       resolve({ accepted: acceptedAt !== undefined, connectedMs: acceptedAt === undefined ? 0 : performance.now() - acceptedAt, status: { code: status.code, details: status.details } });
@@ -130,6 +134,7 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
         return true;
       },
     };
+    const proxy = options.proxy?.session(context);
 
     call.on('data', (msg: DecodedCellMessage) => {
       if (ended) return;
@@ -147,6 +152,9 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
         return;
       }
       if (msg.payload === 'command' && msg.command) {
+        // Proxied requests are answered by their ProxyResponse chunks, not by an Ack.
+        if (proxy && msg.command.body === 'proxyRequest' && msg.command.proxyRequest) return proxy.execute(msg.command.id, msg.command.proxyRequest);
+        if (proxy && msg.command.body === 'proxyCancel' && msg.command.proxyCancel) return proxy.cancel(msg.command.proxyCancel.requestId);
         void options.dispatcher.dispatch(msg.command, context).then((ack) => {
           if (!ended) call.write({ ack });
         });
@@ -173,7 +181,7 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
         cluster: options.cluster,
         agentVersion: options.agentVersion,
         protocolVersion: PROTOCOL_VERSION,
-        capabilities: options.dispatcher.capabilities,
+        capabilities: [...options.dispatcher.capabilities, ...(options.proxy ? ['proxyRequest', 'proxyCancel'] : [])],
         kubernetesVersion: options.kubernetesVersion,
       },
     });

@@ -45,7 +45,7 @@ export async function prepareFleet(options: FleetOptions): Promise<Fleet> {
   const tokens = new InMemoryTokenStore();
   const log = pino({ level: 'silent' });
   const cell = await startCell({
-    core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, bindHost: '127.0.0.1', log,
+    core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, proxyPort: 0, bindHost: '127.0.0.1', log,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     // One source IP for the whole fleet: the per-IP limit must not be what is measured.
     bootstrapLimits: { perIp: { capacity: options.agents * 2, refillPerSecond: options.agents }, perCluster: { capacity: 5, refillPerSecond: 1 } },

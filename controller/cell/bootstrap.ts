@@ -20,11 +20,10 @@
  * - Nothing secret is logged or returned: no token, no CSR, no parser message that could echo the body.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
 import type * as x509 from '@peculiar/x509';
+import { listenHttps, type HttpsListener } from './https.js';
 import { checkCsr } from './pki.js';
 import { RateLimiter } from './ratelimit.js';
 
@@ -353,46 +352,15 @@ function errorCode(e: unknown): string {
   return 'error';
 }
 
-export interface BootstrapServer {
-  readonly port: number;
-  /** Stops accepting, ends idle connections, waits for requests in flight (at most `graceMs`, default 5000). */
-  close(options?: { graceMs?: number }): Promise<void>;
-}
+export type BootstrapServer = HttpsListener;
 
 /** Serves the bootstrap app over HTTPS with the cell's serving certificate. */
-export async function startBootstrapServer(options: {
+export function startBootstrapServer(options: {
   readonly app: express.Express;
   readonly tls: { readonly certificate: string; readonly privateKey: string };
   readonly port: number;
   readonly host?: string;
 }): Promise<BootstrapServer> {
-  const server: Server = createServer({ cert: options.tls.certificate, key: options.tls.privateKey, minVersion: 'TLSv1.2' }, options.app);
-  // Slow clients must not hold sockets open: a bootstrap request is one small POST.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  let closing: Promise<void> | undefined;
-  return {
-    port,
-    close(closeOptions = {}) {
-      closing ??= new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), closeOptions.graceMs ?? 5000);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        server.closeIdleConnections();
-      });
-      return closing;
-    },
-  };
+  // A bootstrap request is one small POST.
+  return listenHttps({ handler: options.app, tls: options.tls, port: options.port, ...(options.host ? { host: options.host } : {}), headersTimeoutMs: 10_000, requestTimeoutMs: 15_000 });
 }

@@ -1,6 +1,7 @@
 /**
  * The cell as the controller starts it: the CA from the parent, a serving certificate for the parent's
- * host names, the gRPC server on grpcPort and the bootstrap HTTPS endpoint on bootstrapPort. Only the
+ * host names, the gRPC server on grpcPort, the bootstrap HTTPS endpoint on bootstrapPort and the Kubernetes
+ * API proxy on proxyPort. Only the
  * leader replica runs a cell (the Services select the leader), but nothing here is a singleton: tests
  * start several cells in one process.
  */
@@ -9,6 +10,9 @@ import { pino, type Logger } from 'pino';
 import { caCertificateSigner, ensureCellCa, type CellCa } from './ca.js';
 import { createBootstrapApp, startBootstrapServer, type BootstrapLimits, type BootstrapServer, type TokenStore } from './bootstrap.js';
 import { issueServingCertificate } from './pki.js';
+import { createApiProxy, type ProxyObserver } from './proxy.js';
+import { ensureProxyKey, proxyTokens, type ProxyTokens } from './proxy-token.js';
+import { listenHttps } from './https.js';
 import { createCellServer, type AgentIdentity, type CellServer } from './server.js';
 import type { Hello } from './protocol.js';
 
@@ -23,6 +27,12 @@ export interface CellOptions {
   readonly grpcPort?: number;
   /** @default 8443 */
   readonly bootstrapPort?: number;
+  /** The Kubernetes API proxy (M9), for the parent's GitOps engine only: expose it in-cluster. @default 8081 */
+  readonly proxyPort?: number;
+  /** Counts the proxy's answers (the controller's metrics). */
+  readonly proxyObserver?: ProxyObserver;
+  /** Proxy key Secret location. @default lattice-system/lattice-proxy-key */
+  readonly proxyKeySecret?: { readonly namespace: string; readonly name: string };
   /** Bind address of both servers. @default 0.0.0.0 */
   readonly bindHost?: string;
   /** @default 10000 */
@@ -50,7 +60,10 @@ export interface Cell {
   readonly ca: CellCa;
   readonly grpcPort: number;
   readonly bootstrapPort: number;
-  /** Stops both servers (streams end with UNAVAILABLE so agents reconnect). Idempotent. */
+  readonly proxyPort: number;
+  /** The proxy's per-cluster bearer tokens: what the registration of a pivoted cluster carries. */
+  readonly proxyTokens: ProxyTokens;
+  /** Stops the servers (streams end with UNAVAILABLE so agents reconnect). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -59,6 +72,7 @@ export async function startCell(options: CellOptions): Promise<Cell> {
   const log = options.log ?? pino({ level: 'silent' });
   const now = options.now ?? (() => new Date());
   const ca = await ensureCellCa({ core: options.core, now, log, ...(options.caSecret ?? {}) });
+  const tokens = proxyTokens(await ensureProxyKey({ core: options.core, log, ...(options.proxyKeySecret ?? {}) }));
   // A fresh serving key per start: nothing to store, and any replica can become the cell.
   const serving = await issueServingCertificate({ ca: ca.signer, hosts: options.hosts, now: now() });
   const agents = createCellServer({
@@ -81,14 +95,33 @@ export async function startCell(options: CellOptions): Promise<Cell> {
       ...(options.bootstrapLimits ? { limits: options.bootstrapLimits } : {}),
     });
     const started: BootstrapServer = await startBootstrapServer({ app, tls: serving, port: options.bootstrapPort ?? 8443, host });
+    let proxy;
+    try {
+      proxy = await listenHttps({
+        handler: createApiProxy({ agents, tokens, log: log.child({ component: 'proxy' }), ...(options.proxyObserver ? { observer: options.proxyObserver } : {}) }),
+        tls: serving,
+        port: options.proxyPort ?? 8081,
+        host,
+        // A caller sends small requests; a watch's response may run for an hour, which these do not limit.
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 60_000,
+      });
+    } catch (e) {
+      await started.close({ graceMs: 0 });
+      throw e;
+    }
+    const proxyServer = proxy;
     let closing: Promise<void> | undefined;
     return {
       agents,
       ca,
       grpcPort,
       bootstrapPort: started.port,
+      proxyPort: proxyServer.port,
+      proxyTokens: tokens,
       close() {
-        closing ??= Promise.all([agents.close(), started.close()]).then(() => undefined);
+        // The gRPC streams end first, which ends every proxied request with them.
+        closing ??= Promise.all([agents.close(), started.close(), proxyServer.close({ graceMs: 1000 })]).then(() => undefined);
         return closing;
       },
     };

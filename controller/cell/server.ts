@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino';
 import { LatticeError, transient, waiting } from '../../core/errors.js';
 import {
   cellProtocol, commandKindOf, emptyHealth, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
-  type Ack, type CellMessage, type CommandBody, type DecodedAgentMessage, type Health, type Hello, type ProxyResponse, type SelfManagement, type UnpivotBatch,
+  type Ack, type CellMessage, type CommandBody, type DecodedAgentMessage, type Health, type Hello, type ProxyRequest, type ProxyResponse, type SelfManagement, type UnpivotBatch,
 } from './protocol.js';
 
 /** Who is on the other end of a stream, from its verified client certificate. */
@@ -73,9 +73,7 @@ export type AgentEvent =
   | { readonly type: 'heartbeat'; readonly cluster: string; readonly agent: AgentInfo }
   | { readonly type: 'disconnected'; readonly cluster: string; readonly agent: AgentInfo; readonly reason: DisconnectReason }
   /** M8: a batch of objects streamed back during unpivot. */
-  | { readonly type: 'unpivotBatch'; readonly cluster: string; readonly batch: UnpivotBatch }
-  /** M9: a (chunk of a) response to a proxy request. */
-  | { readonly type: 'proxyResponse'; readonly cluster: string; readonly response: ProxyResponse };
+  | { readonly type: 'unpivotBatch'; readonly cluster: string; readonly batch: UnpivotBatch };
 
 /** The read side: what the controller looks at and listens to. */
 export interface AgentRegistry {
@@ -96,6 +94,21 @@ export interface SendOptions {
   readonly timeoutMs?: number;
 }
 
+/**
+ * Where the chunks of one proxied response go (M9). Chunks arrive in order (one gRPC stream); `onClose` is
+ * called once, with no error after the chunk marked `end`, or with the reason the answer will never come.
+ */
+export interface ProxySink {
+  onResponse(response: ProxyResponse): void;
+  onClose(error?: LatticeError): void;
+}
+
+/** An open proxied request: `cancel` stops it at the agent (a caller that went away). */
+export interface ProxyCall {
+  readonly id: string;
+  cancel(): void;
+}
+
 export interface CellServer extends AgentRegistry {
   /** Binds (port 0: any free port) and resolves to the bound port. */
   listen(port: number, host?: string): Promise<number>;
@@ -105,6 +118,11 @@ export interface CellServer extends AgentRegistry {
    * `AgentCommandTimeout`, `AgentDisconnected` (transient), `CellClosed` (transient).
    */
   send(cluster: string, body: CommandBody, options?: SendOptions): Promise<Ack>;
+  /**
+   * Sends a ProxyRequest to the cluster's agent and routes its ProxyResponse chunks to `sink`; no Ack comes
+   * for it. Throws a LatticeError when it cannot be sent: `AgentNotConnected` (waiting), `CellClosed`.
+   */
+  openProxy(cluster: string, request: ProxyRequest, sink: ProxySink): ProxyCall;
   /** Ends every stream (UNAVAILABLE, so agents reconnect elsewhere), then stops; forced after `graceMs` (default 5000). Idempotent. */
   close(options?: { graceMs?: number }): Promise<void>;
 }
@@ -149,6 +167,8 @@ interface Pending {
 class Connection {
   readonly id = randomUUID();
   readonly pending = new Map<string, Pending>();
+  /** Proxied requests waiting for their response chunks, by request id. */
+  readonly proxies = new Map<string, ProxySink>();
   lastSeenAt: Date;
   lastHeartbeat?: Date;
   health?: Health;
@@ -193,6 +213,9 @@ class Connection {
       p.reject(error);
     }
     this.pending.clear();
+    const sinks = [...this.proxies.values()];
+    this.proxies.clear();
+    for (const sink of sinks) sink.onClose(error);
   }
 }
 
@@ -309,6 +332,23 @@ class GrpcCellServer implements CellServer {
     conn.call.write({ command: { id, ...body } });
     this.log.debug({ cluster, commandId: id, kind }, 'agent command sent');
     return promise;
+  }
+
+  openProxy(cluster: string, request: ProxyRequest, sink: ProxySink): ProxyCall {
+    if (this.closing) throw transient('CellClosed', 'the cell is shutting down');
+    const conn = this.connections.get(cluster);
+    if (!conn) throw waiting('AgentNotConnected', `the agent of cluster ${cluster} is not connected`);
+    const id = randomUUID();
+    conn.proxies.set(id, sink);
+    conn.call.write({ command: { id, proxyRequest: request } });
+    return {
+      id,
+      cancel: () => {
+        // Only a request still open is cancelled at the agent; one that ended has nothing left to stop.
+        if (!conn.proxies.delete(id) || conn.ended) return;
+        conn.call.write({ command: { id: randomUUID(), proxyCancel: { requestId: id } } });
+      },
+    };
   }
 
   close(options: { graceMs?: number } = {}): Promise<void> {
@@ -437,9 +477,16 @@ class GrpcCellServer implements CellServer {
         case 'unpivotBatch':
           if (msg.unpivotBatch) this.emit({ type: 'unpivotBatch', cluster: identity.cluster, batch: msg.unpivotBatch });
           return;
-        case 'proxyResponse':
-          if (msg.proxyResponse) this.emit({ type: 'proxyResponse', cluster: identity.cluster, response: msg.proxyResponse });
+        case 'proxyResponse': {
+          const response = msg.proxyResponse;
+          const sink = response ? conn.proxies.get(response.requestId) : undefined;
+          // A response for a request cancelled meanwhile (or never sent) has no one to go to.
+          if (!response || !sink) return;
+          if (response.end) conn.proxies.delete(response.requestId);
+          sink.onResponse(response);
+          if (response.end) sink.onClose();
           return;
+        }
         case 'renewRequest':
           // Renewal over the stream is reserved in the protocol; until the cell signs here, say so, so an
           // agent that asks does not wait for an answer.

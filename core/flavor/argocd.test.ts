@@ -7,6 +7,7 @@ import { loadUpstreamSchemas } from '../../test/support/upstream-schemas.js';
 import { STAGES, Stage, stageIndex } from '../plan/stages.js';
 import { toYamlStream } from '../render/render.js';
 import type { LatticeCluster } from '../spec/model.js';
+import { AGENT, ADDON_API_GROUPS } from './agent.js';
 import { ARGOCD } from './argocd.js';
 import { agentObjects, argocdObjects } from './flavors.js';
 
@@ -150,13 +151,17 @@ describe('Argo CD flavor', () => {
 describe('agent component', () => {
   const objs = renderer.renderObjects(agentObjects(renderer, byName('prod-eu'), 'argocd')).map((d) => ({ doc: d, obj: parse(d.text) as Obj }));
 
-  it('holds the Namespace, ServiceAccount, RBAC, config and Deployment, in the agent wave', () => {
-    expect(objs.map(({ doc }) => doc.kind)).toEqual(['Namespace', 'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Role', 'RoleBinding', 'ConfigMap', 'Deployment']);
+  it('holds the Namespace, ServiceAccounts, RBAC, config and Deployment, in the agent wave', () => {
+    expect(objs.map(({ doc }) => `${doc.kind}/${doc.name}`)).toEqual([
+      'Namespace/lattice-system', 'Namespace/capi-prod-eu', 'ServiceAccount/lattice-agent', 'ClusterRole/lattice-agent', 'ClusterRoleBinding/lattice-agent',
+      'Role/lattice-agent', 'RoleBinding/lattice-agent', 'Role/lattice-agent', 'RoleBinding/lattice-agent',
+      'ServiceAccount/lattice-proxy', 'ClusterRole/lattice-proxy', 'ClusterRoleBinding/lattice-proxy', 'ConfigMap/lattice-agent', 'Deployment/lattice-agent',
+    ]);
     for (const { obj } of objs) expect(wave(obj)).toBe(STAGES[stageIndex(Stage.agent)]?.wave);
   });
 
-  it('grants no wildcard verbs, no cluster-wide Secret access and nothing on RBAC itself', () => {
-    for (const { doc, obj } of objs.filter(({ doc: d }) => d.kind === 'ClusterRole' || d.kind === 'Role')) {
+  it('grants the agent no wildcard verbs, no cluster-wide Secret access and nothing on RBAC itself', () => {
+    for (const { doc, obj } of objs.filter(({ doc: d }) => (d.kind === 'ClusterRole' || d.kind === 'Role') && d.name === AGENT.name)) {
       for (const rule of obj.rules as Obj[]) {
         expect(rule.verbs, doc.name).not.toContain('*');
         expect(rule.apiGroups).not.toContain('rbac.authorization.k8s.io');
@@ -164,6 +169,27 @@ describe('agent component', () => {
         if (doc.kind === 'ClusterRole') expect(rule.resources).not.toContain('secrets');
       }
     }
+  });
+
+  it('lets the agent impersonate the proxy identity and nothing else', () => {
+    const impersonating = objs.flatMap(({ doc, obj }) => (doc.kind.endsWith('Role') ? (obj.rules as Obj[]).filter((r) => (r.verbs as string[]).includes('impersonate')).map((r) => ({ doc, r })) : []));
+    expect(impersonating.map(({ doc, r }) => [doc.kind, doc.name, doc.namespace, r.resources, r.resourceNames])).toEqual([['Role', AGENT.name, AGENT.namespace, ['serviceaccounts'], [AGENT.proxyServiceAccount]]]);
+  });
+
+  it('gives the proxy identity reads everywhere but no write on Cluster API groups and no wildcard verb', () => {
+    const role = objs.find(({ doc }) => doc.kind === 'ClusterRole' && doc.name === AGENT.proxyServiceAccount)?.obj;
+    const rules = role?.rules as Obj[];
+    for (const rule of rules) {
+      expect(rule.verbs).not.toContain('*');
+      if ((rule.apiGroups as string[]).includes('*')) expect(rule.verbs).toEqual(['get', 'list', 'watch']);
+      for (const group of rule.apiGroups as string[]) expect(group.endsWith('cluster.x-k8s.io') && group !== 'operator.cluster.x-k8s.io', group).toBe(false);
+    }
+    const binding = objs.find(({ doc }) => doc.kind === 'ClusterRoleBinding' && doc.name === AGENT.proxyServiceAccount)?.obj;
+    expect(binding?.subjects).toEqual([{ kind: 'ServiceAccount', name: AGENT.proxyServiceAccount, namespace: AGENT.namespace }]);
+  });
+
+  it('knows the API groups of every addon in the catalog', () => {
+    expect(Object.keys(ADDON_API_GROUPS).sort()).toEqual(renderer.versions.addons.map((a) => a.id).sort());
   });
 
   it('runs the agent unprivileged, read-only, with the cluster\'s image override', () => {
