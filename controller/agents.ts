@@ -21,6 +21,7 @@ import type { Ack, CommandBody, UnpivotBatch } from './cell/protocol.js';
 import { b64decode, guarded, readStateOf, secretOf, writeState, type Ctx, type ReconcileDeps, type Step } from './context.js';
 import { KUBECONFIG_KEY, NAMES, SECRET } from './resources.js';
 import type { BootstrapTokenRecord, ClusterState } from './state.js';
+import type { ProxyEndpoint } from './registration.js';
 
 /** What the reconcile needs from the cell. */
 export interface AgentIntegration {
@@ -29,6 +30,8 @@ export interface AgentIntegration {
   agent(cluster: string): AgentInfo | undefined;
   /** What goes into each child's bootstrap Secret besides the token; undefined while no cell runs here. */
   delivery(): { readonly bootstrapUrl: string; readonly cellEndpoint: string; readonly caBundle: string } | undefined;
+  /** How a pivoted cluster is reached through this cell's API proxy; undefined while no cell runs here. */
+  proxy(cluster: string): ProxyEndpoint | undefined;
   /** How long a minted token is valid. */
   readonly tokenTtlMs: number;
   /** Calls `onCluster` whenever an agent connects, disconnects or (rarely) matters otherwise. */
@@ -80,11 +83,22 @@ async function unpivotOver(server: CellServer, cluster: string, namespace: strin
 }
 
 /** Wires a running cell into the reconcile. `host` is what children dial (a DNS name or an IP). */
-export function cellIntegration(cell: Cell, options: { readonly host: string; readonly tokens: TokenStore; readonly tokenTtlMs?: number }): AgentIntegration {
+/** Where the cell is reached: by agents (`host`), and by the parent's GitOps engine for the API proxy (`proxyHost`, default `host`). */
+export interface CellAddress {
+  readonly host: string;
+  readonly proxyHost?: string;
+  readonly tokens: TokenStore;
+  readonly tokenTtlMs?: number;
+}
+
+export function cellIntegration(cell: Cell, options: CellAddress): AgentIntegration {
+  const proxyHost = options.proxyHost ?? options.host;
+  const hostPart = proxyHost.includes(':') ? `[${proxyHost}]` : proxyHost;
   return {
     tokens: options.tokens,
     agent: (cluster) => cell.agents.get(cluster),
     delivery: () => ({ ...parentEndpoints(options.host, { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort }), caBundle: cell.ca.trustBundle }),
+    proxy: (cluster) => ({ server: `https://${hostPart}:${cell.proxyPort}/clusters/${cluster}`, caBundle: cell.ca.trustBundle, token: cell.proxyTokens.token(cluster) }),
     tokenTtlMs: options.tokenTtlMs ?? 60 * 60 * 1000,
     // Heartbeats change nothing the status shows at that rate (see lastHeartbeat below): connections, and
     // the child's self-management record when it changes (a pivot or spec sync the child confirms).
@@ -109,13 +123,14 @@ export function cellIntegration(cell: Cell, options: { readonly host: string; re
  * them becomes status. Standby replicas do not listen, so agents that reach one are refused and retry with
  * backoff until they land on the leader (the Service spreads connections).
  */
-export function leaderCell(options: { readonly host: string; readonly tokens: TokenStore; readonly start: () => Promise<Cell>; readonly tokenTtlMs?: number }): { integration: AgentIntegration; service: { start(): Promise<void>; stop(): Promise<void> } } {
+export function leaderCell(options: CellAddress & { readonly start: () => Promise<Cell> }): { integration: AgentIntegration; service: { start(): Promise<void>; stop(): Promise<void> } } {
   let current: { cell: Cell; integration: AgentIntegration; detach: () => void } | undefined;
   const listeners = new Set<(cluster: string) => void>();
   const integration: AgentIntegration = {
     tokens: options.tokens,
     agent: (cluster) => current?.integration.agent(cluster),
     delivery: () => current?.integration.delivery(),
+    proxy: (cluster) => current?.integration.proxy(cluster),
     tokenTtlMs: options.tokenTtlMs ?? 60 * 60 * 1000,
     subscribe(onCluster) {
       listeners.add(onCluster);
@@ -130,7 +145,7 @@ export function leaderCell(options: { readonly host: string; readonly tokens: To
       async start() {
         if (current) return;
         const cell = await options.start();
-        const inner = cellIntegration(cell, { host: options.host, tokens: options.tokens, ...(options.tokenTtlMs !== undefined ? { tokenTtlMs: options.tokenTtlMs } : {}) });
+        const inner = cellIntegration(cell, options);
         const detach = inner.subscribe((cluster) => {
           for (const l of listeners) l(cluster);
         });

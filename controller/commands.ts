@@ -71,7 +71,12 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
     const cell = cellHost ? leaderCell({
       host: cellHost,
       tokens,
-      start: () => startCell({ core: kubeConfig.makeApiClient(CoreV1Api), hosts: [cellHost], tokens, grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }) }),
+      proxyHost: config.proxyHost,
+      start: () => startCell({
+        core: kubeConfig.makeApiClient(CoreV1Api), hosts: [...new Set([cellHost, config.proxyHost])], tokens,
+        grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, proxyPort: config.proxyPort,
+        heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }),
+      }),
     }) : undefined;
     const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(cell ? { agents: cell.integration, whileLeading: cell.service } : {}) });
     const app = createControllerApp({ health: () => controller.health(), registry: controller.metrics.registry, beforeScrape: () => controller.refreshMetrics() });

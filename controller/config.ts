@@ -54,6 +54,9 @@ export interface ControllerConfig {
   readonly cellHost?: string;
   readonly grpcPort: number;
   readonly bootstrapPort: number;
+  /** The API proxy (M9): where it listens, and the address registrations of pivoted clusters point at. */
+  readonly proxyPort: number;
+  readonly proxyHost: string;
   /** How often agents send heartbeats; an agent silent for 3 intervals is disconnected. */
   readonly heartbeatIntervalMs: number;
   /** Pivot clusters into themselves once they are up (DESIGN §7); false keeps them managed from here. */
@@ -102,6 +105,8 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'cell-host', env: 'LATTICE_CELL_HOST', help: 'address children dial to reach the cell (enables the cell: agent bootstrap and gRPC); usually the parent spec\'s parentConfig.host' },
   { flag: 'grpc-port', env: 'LATTICE_GRPC_PORT', help: 'port of the cell\'s agent gRPC stream (mutual TLS)', default: '50051' },
   { flag: 'bootstrap-port', env: 'LATTICE_BOOTSTRAP_PORT', help: 'port of the cell\'s HTTPS bootstrap endpoint', default: '8443' },
+  { flag: 'proxy-port', env: 'LATTICE_PROXY_PORT', help: 'port of the cell\'s Kubernetes API proxy to pivoted clusters (for the parent\'s GitOps engine only)', default: '8081' },
+  { flag: 'proxy-host', env: 'LATTICE_PROXY_HOST', help: 'address the parent\'s GitOps engine reaches the API proxy at (default: the in-cluster Service lattice-cell-proxy.<namespace>.svc)' },
   { flag: 'heartbeat-interval', env: 'LATTICE_HEARTBEAT_INTERVAL', help: 'agent heartbeat interval; 3 missed ones mark the agent disconnected', default: '10s' },
   { flag: 'pivot', env: 'LATTICE_PIVOT', help: 'move each cluster\'s Cluster API objects into the cluster once it is up (true or false)', default: 'true' },
   { flag: 'pivot-timeout', env: 'LATTICE_PIVOT_TIMEOUT', help: 'abort (unpause the source) and retry a pivot not complete after this long', default: '30m' },
@@ -186,6 +191,8 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
   if (host === '' || /\s/.test(host)) bad('host', 'an address to listen on');
   const cellHost = text('cell-host');
   if (cellHost !== undefined && !/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9a-fA-F:.]+)$/.test(cellHost)) bad('cell-host', 'a DNS name or an IP address');
+  const proxyHost = text('proxy-host');
+  if (proxyHost !== undefined && !/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9a-fA-F:.]+)$/.test(proxyHost)) bad('proxy-host', 'a DNS name or an IP address');
   const baseIdentity = text('identity') ?? env.POD_NAME ?? env.HOSTNAME ?? 'lattice-controller';
   const config: ControllerConfig = {
     ...(text('kubeconfig') ? { kubeconfig: text('kubeconfig') } : {}),
@@ -217,6 +224,8 @@ export function loadControllerConfig(flags: Readonly<Record<string, unknown>>, e
     ...(cellHost ? { cellHost } : {}),
     grpcPort: integer('grpc-port', 0, 65535),
     bootstrapPort: integer('bootstrap-port', 0, 65535),
+    proxyPort: integer('proxy-port', 0, 65535),
+    proxyHost: proxyHost ?? `lattice-cell-proxy.${text('namespace') ?? 'lattice-system'}.svc`,
     heartbeatIntervalMs: duration('heartbeat-interval'),
     pivot: boolean('pivot'),
     pivotTimeoutMs: duration('pivot-timeout'),

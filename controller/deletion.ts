@@ -9,7 +9,7 @@ import { isKubeError } from './kube.js';
 import { isOurs } from './registration.js';
 import { ANNOTATION, FINALIZER, LABEL, LATTICE_CLUSTER, NAMES, NAMESPACE, SECRET } from './resources.js';
 import { EMPTY_STATE } from './state.js';
-import { removeRegistration } from './steps.js';
+import { register, removeRegistration } from './steps.js';
 import { event, guarded, kubeFailure, readState, rec, secretOf, type Ctx, type ReconcileDeps, type ReconcileResult, type Step } from './context.js';
 
 /** The deletion steps, in order (reconcile.ts lists what each does). */
@@ -47,6 +47,12 @@ export const deleteSteps: readonly Step[] = [
     }
     await unpivot(ctx, deps);
     ctx.deletion = { protected: false, unpivoting: false };
+  },
+  async function registration(ctx, deps) {
+    // Once the objects are back (or never left), the engine reaches the child directly again while it is torn
+    // down: the proxy ends with the child's agent.
+    if (ctx.deletion?.protected) return;
+    await register(ctx, deps);
   },
   async function teardown(ctx, deps) {
     if (ctx.deletion?.protected || ctx.self) return;

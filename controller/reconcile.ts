@@ -12,7 +12,8 @@
  *   loadState         the durable state Secret capi-X/lattice-state
  *   observeCapi       Cluster (v1beta2/v1beta1 shapes), control plane, MachineDeployments; provisioning clock
  *   observeStages     the addon objects of the GitOps engine → stage conditions
- *   register          the Argo CD cluster Secret or the Flux kubeconfig Secret
+ *   register          the Argo CD cluster Secret or the Flux kubeconfig Secret: CAPI's kubeconfig, or the
+ *                     cell's API proxy while the cluster is pivoted (M9)
  *   deliverBootstrap  the agent's one-time token into the child (M7)
  *   specSyncStep      the spec to the agent; after the pivot, until the child applied the generation
  *   pivotStep         pivot once the cluster is up; afterwards keep the parent's copies shadows (pivot.ts)
@@ -21,6 +22,7 @@
  *   protection        lattice.dev/deletion-protection: "true" holds everything (Stalled)
  *   markers           the durable markers; a pivot that never completed is aborted (source unpaused)
  *   unpivotFirst      a pivoted cluster's objects come back first (pivot.ts): phase Unpivoting
+ *   registration      back to CAPI's kubeconfig once the objects are back (register, above)
  *   teardown          delete the CAPI Cluster and wait until Cluster API has removed it (never for --self)
  *   cleanup           registration, credentials copy, state Secret; then the finalizer goes
  */

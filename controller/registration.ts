@@ -4,7 +4,7 @@
  * HelmReleases reference. Pure: no I/O; the reconcile step reads and writes the Secrets. Nothing here ever
  * puts credential bytes in an error message.
  */
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { isRecord } from '../core/data.js';
 import { ANNOTATION, CONTROLLER_MANAGER, KUBECONFIG_KEY, LABEL, type Resource } from './resources.js';
 import type { SecretObject } from './kube.js';
@@ -151,6 +151,33 @@ export function fluxKubeconfigSecret(i: FluxSecretInput): SecretObject {
     type: 'Opaque',
     data: { [KUBECONFIG_KEY]: i.kubeconfigBase64 },
   };
+}
+
+/** Where a pivoted cluster is reached (M9): the cell's API proxy for it, the cell CA and the cluster's proxy token. */
+export interface ProxyEndpoint {
+  /** `https://<proxy host>:<port>/clusters/<name>`. */
+  readonly server: string;
+  /** PEM bundle that signs the proxy's serving certificate. */
+  readonly caBundle: string;
+  readonly token: string;
+}
+
+/** The proxy endpoint as registration credentials (Argo CD's config, or a kubeconfig for Flux). */
+export function proxyCredentials(p: ProxyEndpoint): ClusterCredentials {
+  return { server: p.server, caData: b64(p.caBundle), bearerToken: p.token };
+}
+
+/** A kubeconfig for the proxy endpoint, as Flux's `kubeConfig.secretRef` reads it. Deterministic: rewritten only when it changes. */
+export function proxyKubeconfig(cluster: string, p: ProxyEndpoint): string {
+  const name = `${cluster}-lattice-proxy`;
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name, cluster: { server: p.server, 'certificate-authority-data': b64(p.caBundle) } }],
+    users: [{ name, user: { token: p.token } }],
+    contexts: [{ name, context: { cluster: name, user: name } }],
+    'current-context': name,
+  });
 }
 
 /** Whether a live Secret already matches the desired one (labels, annotations, type, data): then nothing is written. */

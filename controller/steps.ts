@@ -9,7 +9,7 @@ import type { SpecValidator } from '../core/spec/validate.js';
 import { clusterFacts, controlPlaneRef, poolFacts, poolFactsFromHealth, type CapiClusterFacts } from './capi.js';
 import { formatDuration } from './config.js';
 import { isKubeError, type KObject, type SecretObject } from './kube.js';
-import { argocdClusterSecret, argocdInClusterSecret, fluxKubeconfigSecret, isOurs, readKubeconfig } from './registration.js';
+import { argocdClusterSecret, argocdInClusterSecret, fluxKubeconfigSecret, isOurs, proxyCredentials, proxyKubeconfig, readKubeconfig } from './registration.js';
 import { CONTROLLER_MANAGER, FINALIZER, INFRA_PROVIDER, KUBECONFIG_KEY, LABEL, LATTICE_CLUSTER, NAMES, SECRET } from './resources.js';
 import { applicationHealth, fluxHealth, pivotedCondition, stageConditions, type GitOpsObject, type StageInputs } from './stages.js';
 import { StageCondition } from '../core/plan/stages.js';
@@ -281,8 +281,12 @@ function registrationTarget(deps: ReconcileDeps, cluster: string): { namespace: 
     : { namespace: deps.config.fluxNamespace, name: NAMES.fluxKubeconfigSecret(cluster) };
 }
 
-/** Register the child with the GitOps engine from CAPI's kubeconfig (nothing to do until it exists). */
-const register: Step = async (ctx, deps) => {
+/**
+ * Register the child with the GitOps engine from CAPI's kubeconfig (nothing to do until it exists), or, while
+ * it is pivoted, with the cell's API proxy. The deletion steps run it too, so an unpivot import switches the
+ * registration back to the kubeconfig for the teardown.
+ */
+export const register: Step = async (ctx, deps) => {
   const target = registrationTarget(deps, ctx.name);
   const id = `Secret ${target.namespace}/${target.name}`;
   let desired: SecretObject | undefined;
@@ -290,6 +294,16 @@ const register: Step = async (ctx, deps) => {
     // The parent itself: Argo CD reaches it in-cluster; Flux applies to it without a kubeconfig.
     if (deps.config.gitops !== 'argocd') return;
     desired = argocdInClusterSecret({ cluster: ctx.name, ...target, labels: ctx.lc.metadata.labels });
+  } else if (ctx.state?.pivotComplete && !ctx.state.unpivotImportComplete) {
+    // Pivoted: Cluster API's kubeconfig moved into the child, which takes no inbound traffic; the engine
+    // reaches it through the cell's API proxy until an unpivot brings the kubeconfig back.
+    const proxy = deps.agents?.proxy(ctx.name);
+    // No cell here (a replica that does not lead): leave the registration as it is.
+    if (!proxy) return;
+    const source = 'lattice-cell-proxy';
+    desired = deps.config.gitops === 'argocd'
+      ? argocdClusterSecret({ cluster: ctx.name, ...target, labels: ctx.lc.metadata.labels, credentials: proxyCredentials(proxy), source })
+      : fluxKubeconfigSecret({ cluster: ctx.name, ...target, kubeconfigBase64: Buffer.from(proxyKubeconfig(ctx.name, proxy)).toString('base64'), source });
   } else {
     const sourceName = NAMES.kubeconfigSecret(ctx.name);
     const sourceId = `Secret ${ctx.namespace}/${sourceName}`;

@@ -66,6 +66,8 @@ export interface Child {
 
 export interface World {
   readonly parent: SimClients;
+  /** Requests the cell's API proxy answered, by cluster (every incarnation of the cell). */
+  readonly proxied: ReadonlyMap<string, number>;
   readonly argo: ArgoCdSim;
   /** The simulated Flux (gitops: flux), applying ExternalArtifacts. */
   readonly flux: FluxSim | undefined;
@@ -127,20 +129,26 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     childServer: (c) => children.get(c.name)?.sim.url,
     childKubeConfig: (c) => children.get(c.name)?.sim.kc,
   });
-  const flux = options.gitops === 'flux' ? new FluxSim({ kubeConfig: parent.kc, applyArtifacts: true, pollMs: options.argoPollMs ?? 20, log }) : undefined;
-  const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), pollMs: options.argoPollMs ?? 20 });
+  // Both engines install releases in the children with the registration's credentials: the child's API
+  // before a pivot, the cell's API proxy after it.
+  const flux = options.gitops === 'flux' ? new FluxSim({ kubeConfig: parent.kc, applyArtifacts: true, installReleases: {}, pollMs: options.argoPollMs ?? 20, log }) : undefined;
+  const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), installReleases: {}, pollMs: options.argoPollMs ?? 20 });
   const tokens = stateSecretTokenStore({ kube: createKube(parent.kc, { fieldManager: 'lattice-cell' }) });
   let cell: Cell | undefined;
+  const proxied = new Map<string, number>();
   // Fixed after the first start: a restarted controller's cell listens where the agents already dial.
-  let ports = { grpcPort: 0, bootstrapPort: 0 };
+  let ports = { grpcPort: 0, bootstrapPort: 0, proxyPort: 0 };
   let incarnation = 0;
   const startController = (): Harness => {
     incarnation += 1;
     const leader = leaderCell({
       host: '127.0.0.1', tokens,
       start: async () => {
-        cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, ...ports, bindHost: '127.0.0.1', heartbeatIntervalMs: options.heartbeatIntervalMs ?? 300, log });
-        ports = { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort };
+        cell = await startCell({
+          core: parent.core, hosts: ['127.0.0.1'], tokens, ...ports, bindHost: '127.0.0.1', heartbeatIntervalMs: options.heartbeatIntervalMs ?? 300, log,
+          proxyObserver: { request: ({ cluster }) => proxied.set(cluster, (proxied.get(cluster) ?? 0) + 1) },
+        });
+        ports = { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort, proxyPort: cell.proxyPort };
         return cell;
       },
     });
@@ -160,7 +168,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   await parent.objects.create({ apiVersion: 'lattice.dev/v1alpha1', kind: 'InfraProvider', metadata: { name: 'docker', namespace: 'lattice-system' }, spec: { type: 'docker' } } as KubernetesObject);
 
   const world: World = {
-    parent, argo, flux, capi, children,
+    parent, proxied, argo, flux, capi, children,
     get controller() {
       return controller;
     },

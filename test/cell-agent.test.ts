@@ -38,7 +38,7 @@ const cellLog = recordingLogger();
 
 async function startTheCell(ports: { grpcPort: number; bootstrapPort: number } = { grpcPort: 0, bootstrapPort: 0 }): Promise<Cell> {
   const c = await startCell({
-    core: parent.core, hosts: ['127.0.0.1', 'localhost'], tokens, ...ports, bindHost: '127.0.0.1',
+    core: parent.core, hosts: ['127.0.0.1', 'localhost'], tokens, proxyPort: 0, ...ports, bindHost: '127.0.0.1',
     heartbeatIntervalMs: 500, log: cellLog.log,
     bootstrapLimits: { perIp: { capacity: 50, refillPerSecond: 10 }, perCluster: { capacity: 10, refillPerSecond: 1 } },
   });

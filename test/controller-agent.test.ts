@@ -48,7 +48,7 @@ beforeAll(async () => {
   const leader = leaderCell({
     host: '127.0.0.1', tokens,
     start: async () => {
-      cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 500, log: pino({ level: 'silent' }) });
+      cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, proxyPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 500, log: pino({ level: 'silent' }) });
       return cell;
     },
   });

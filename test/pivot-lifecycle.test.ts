@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { PatchStrategy, Watch, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
 import { createHealthChecks } from '../sim/health/lua.js';
 import { specRenderer } from '../cli/load.js';
 import type { LatticeCluster } from '../core/spec/model.js';
@@ -32,6 +32,22 @@ afterAll(async () => {
   await recorder.stop();
   await world.stop();
 }, 60_000);
+
+const decode = (v: string | undefined): string => Buffer.from(v ?? '', 'base64').toString('utf8');
+const registeredServer = async (): Promise<string> => decode((await world.parent.core.readNamespacedSecret({ namespace: 'argocd', name: 'cluster-dev' })).data?.server);
+
+/** The Argo CD registration's server as it changes (null: deleted), from a watch. */
+function watchRegisteredServer(): { seen: (string | null)[]; stop(): void } {
+  const seen: (string | null)[] = [];
+  let request: AbortController | undefined;
+  void new Watch(world.parent.kc).watch('/api/v1/namespaces/argocd/secrets', { fieldSelector: 'metadata.name=cluster-dev' }, (type: string, obj: V1Secret) => {
+    const server = type === 'DELETED' ? null : decode(obj.data?.server);
+    if (seen.at(-1) !== server) seen.push(server);
+  }, () => undefined).then((r) => {
+    request = r;
+  });
+  return { seen, stop: () => request?.abort() };
+}
 
 const lc = async (): Promise<Obj> => (await world.parent.custom.getClusterCustomObject({ group: 'lattice.dev', version: 'v1alpha1', plural: 'latticeclusters', name: 'dev' })) as Obj;
 const status = (o: Obj) => (o.status ?? {}) as Record<string, unknown>;
@@ -65,6 +81,21 @@ describe('pivot, spec sync and unpivot of a rendered cluster', () => {
     expect(inChild.filter((o) => o.kind === 'Machine')).toHaveLength(3);
     // AND the namespace carries the label deploy/base/pivot-guard.yaml keys on
     expect((await world.parent.core.readNamespace({ name: 'capi-dev' })).metadata?.labels?.['lattice.dev/pivoted-to']).toBe('dev');
+    // AND the Argo CD registration now points at the cell's API proxy, with the cluster's own token
+    const proxyUrl = `https://127.0.0.1:${world.cell?.proxyPort ?? 0}/clusters/dev`;
+    await eventually(async () => expect(await registeredServer()).toBe(proxyUrl));
+    const config = JSON.parse(decode((await world.parent.core.readNamespacedSecret({ namespace: 'argocd', name: 'cluster-dev' })).data?.config)) as { bearerToken?: string };
+    expect(config.bearerToken).toBe(world.cell?.proxyTokens.token('dev'));
+    // AND Argo CD keeps reconciling the child's addons through it: a release removed in the child comes back
+    const releases = await child.sim.objects.list<KubernetesObject>('v1', 'ConfigMap', undefined, undefined, undefined, undefined, undefined, 'lattice.dev/sim-release');
+    const charts = rendered(dev).filter((o) => o.kind === 'Application').map((o) => (o.spec as { source?: { chart?: string; helm?: { releaseName?: string } } }).source).filter((src) => src?.chart);
+    expect(releases.items.map((r) => r.metadata?.name).sort()).toEqual(charts.map((src) => `sim-release-${src?.helm?.releaseName ?? ''}`).sort());
+    expect(releases.items.length).toBeGreaterThanOrEqual(4);
+    const removed = releases.items.find((r) => r.metadata?.name === 'sim-release-cilium');
+    const proxiedBefore = world.proxied.get('dev') ?? 0;
+    await child.sim.core.deleteNamespacedConfigMap({ name: 'sim-release-cilium', namespace: removed?.metadata?.namespace ?? '' });
+    await eventually(() => child.sim.core.readNamespacedConfigMap({ name: 'sim-release-cilium', namespace: removed?.metadata?.namespace ?? '' }), { timeoutMs: 15_000 });
+    expect(world.proxied.get('dev') ?? 0).toBeGreaterThan(proxiedBefore);
 
     // WHEN git changes the spec (a third worker) and Argo CD applies the new rendering to the parent
     const changed: LatticeCluster = { ...dev, spec: { ...dev.spec, nodes: { ...dev.spec.nodes, workerPools: { general: { ...dev.spec.nodes.workerPools?.general, replicas: 3 } } } } };
@@ -101,6 +132,7 @@ describe('pivot, spec sync and unpivot of a rendered cluster', () => {
     await eventually(async () => expect((await capiObjects(child.sim.kc, 'capi-dev')).filter((o) => o.kind === 'Machine')).toHaveLength(4), { timeoutMs: 30_000 });
 
     // WHEN the LatticeCluster is deleted (removed from git)
+    const servers = watchRegisteredServer();
     await world.parent.custom.deleteClusterCustomObject({ group: 'lattice.dev', version: 'v1alpha1', plural: 'latticeclusters', name: 'dev' });
     // THEN it unpivots, Cluster API tears the cluster down, and the LatticeCluster goes
     await eventually(async () => {
@@ -109,6 +141,10 @@ describe('pivot, spec sync and unpivot of a rendered cluster', () => {
     }, { timeoutMs: 60_000 });
     const seen = recorder.of('dev').map((o) => status(o).phase);
     expect(seen).toContain('Unpivoting');
+    // AND once the objects were back, the registration went back to the child's own API server until it was removed
+    servers.stop();
+    expect(servers.seen.at(-1)).toBe(null);
+    expect(servers.seen.filter((x) => x !== null && x !== proxyUrl)).toEqual([child.sim.url]);
     expect(await capiObjects(child.sim.kc, 'capi-dev')).toEqual([]);
     expect((await world.parent.core.readNamespace({ name: 'capi-dev' })).metadata?.labels?.['lattice.dev/pivoted-to']).toBeUndefined();
     expect((await capiObjects(world.parent.kc, 'capi-dev')).filter((o) => o.kind === 'Cluster')).toEqual([]);

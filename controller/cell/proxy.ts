@@ -32,7 +32,7 @@ const CLUSTER_URL = /^\/clusters\/([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)(\/[^?#]
 
 /** Counts for /metrics: what the proxy answered, by outcome. */
 export interface ProxyObserver {
-  request(outcome: { readonly code: number; readonly verb: string; readonly watch: boolean }): void;
+  request(outcome: { readonly cluster: string; readonly code: number; readonly verb: string; readonly watch: boolean }): void;
 }
 
 export interface ApiProxyOptions {
@@ -59,15 +59,16 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
   return (req, res) => {
     const verb = (req.method ?? 'GET').toUpperCase();
     let watch = false;
+    let cluster = '';
     const refuse = (code: number, reason: string, message: string, headers: Record<string, string> = {}) => {
-      options.observer?.request({ code, verb, watch });
+      options.observer?.request({ cluster, code, verb, watch });
       if (res.headersSent) return void res.destroy();
       res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
       res.end(statusBody(code, reason, message));
     };
     const match = CLUSTER_URL.exec(req.url ?? '');
     if (!match) return refuse(404, 'NotFound', 'the proxy serves /clusters/<cluster>/<Kubernetes API path>');
-    const cluster = match[1] ?? '';
+    cluster = match[1] ?? '';
     const path = match[2] ?? '/';
     const query = match[3] ?? '';
     watch = isWatch(path, query);
@@ -175,7 +176,7 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
         }
         if (r.end) {
           finish();
-          options.observer?.request({ code: res.statusCode, verb, watch });
+          options.observer?.request({ cluster, code: res.statusCode, verb, watch });
           res.end();
         }
       };

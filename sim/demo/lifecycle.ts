@@ -79,6 +79,8 @@ export interface DemoResult {
   readonly clusters: readonly ClusterView[];
   /** Elapsed milliseconds when each step ended. */
   readonly steps: Readonly<Partial<Record<DemoStep, number>>>;
+  /** Requests the GitOps engine made to pivoted clusters through the cell's API proxy, by cluster. */
+  readonly proxied?: Readonly<Record<string, number>>;
 }
 
 const KUBERNETES_TYPES = new Set(['Ready', 'Reconciling', 'Stalled']);
@@ -266,6 +268,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const firstSync = engine.publish(generated.objects, []);
     await until('every cluster Ready', () => clusters.length === generated.clusters.length && clusters.every((c) => c.phase === 'Ready'));
     await firstSync;
+    // Pivoted, a child is reached only through the cell's API proxy: the engine keeps installing its addons there.
+    const w = world;
+    await until('the GitOps engine reaching every pivoted cluster through the API proxy', () => generated.clusters.every((name) => (w.proxied.get(name) ?? 0) > 0));
     steps.provisioning = elapsed();
 
     // 4. A spec change, committed: the cluster applies it to itself.
@@ -315,7 +320,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     stopAgents.stop = true;
     await agentLoop;
     report();
-    return { ok: true, elapsedMs: elapsed(), outDir: options.outDir, clusters, steps };
+    return { ok: true, elapsedMs: elapsed(), outDir: options.outDir, clusters, steps, proxied: Object.fromEntries([...world.proxied].sort(([a], [b]) => (a < b ? -1 : 1))) };
   } catch (e) {
     step = 'failed';
     detail = e instanceof Error ? e.message : String(e);

@@ -30,12 +30,13 @@ describe('demo progress', () => {
   });
 
   it('sums up the run, naming the manifests directory only on success', () => {
-    const ok = summary({ ok: true, elapsedMs: 61_000, outDir: '/tmp/out', steps: { provisioning: 40_000 }, clusters: [cluster('dev', 'Ready', { ready: true, appliedGeneration: 2, generation: 2 }), cluster('lab', 'Deleted', { gone: true })] });
+    const ok = summary({ ok: true, elapsedMs: 61_000, outDir: '/tmp/out', steps: { provisioning: 40_000 }, clusters: [cluster('dev', 'Ready', { ready: true, appliedGeneration: 2, generation: 2 }), cluster('lab', 'Deleted', { gone: true })], proxied: { dev: 40, lab: 2 } });
     expect(ok.split('\n')).toEqual([
       'lattice demo: every cluster reached its end state in 61.0s',
       '  steps finished at: provisioning 40.0s',
       '  dev            Ready (generation 2 applied in the cluster)',
       '  lab            deleted',
+      '  API proxy: 42 requests from the GitOps engine to 2 pivoted clusters',
       '  rendered manifests of the last commit: /tmp/out',
     ]);
     expect(summary({ ok: false, reason: 'lab torn down did not happen within 300 s', elapsedMs: 300_000, outDir: '/tmp/out', steps: {}, clusters: [] })).toBe('lattice demo: FAILED after 300.0s: lab torn down did not happen within 300 s');

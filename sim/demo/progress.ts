@@ -52,6 +52,8 @@ export function summary(r: DemoResult): string {
   const steps = Object.entries(r.steps).map(([k, v]) => `${k} ${seconds(v)}`).join(', ');
   if (steps) lines.push(`  steps finished at: ${steps}`);
   for (const c of r.clusters) lines.push(`  ${c.name.padEnd(14)} ${c.gone ? 'deleted' : c.phase}${c.appliedGeneration > 1 ? ` (generation ${c.appliedGeneration} applied in the cluster)` : ''}`);
+  const proxied = Object.values(r.proxied ?? {}).reduce((a, b) => a + b, 0);
+  if (proxied > 0) lines.push(`  API proxy: ${proxied} requests from the GitOps engine to ${Object.keys(r.proxied ?? {}).length} pivoted clusters`);
   if (r.ok) lines.push(`  rendered manifests of the last commit: ${r.outDir}`);
   return lines.join('\n');
 }

@@ -8,12 +8,14 @@
  * wave is not waited on. Pruning is a separate call (`prune`), honouring `Prune=false`. Not simulated:
  * hooks, diffing, selective sync, dry runs.
  *
- * Child Applications: an Application whose `destination.name` is registered becomes Synced and Healthy
- * (its charts are not installed: there is nothing to run them on); an unregistered destination gives
- * the error Argo CD gives, with health Unknown so a parent wave keeps waiting.
+ * Child Applications: an Application whose `destination.name` is registered becomes Synced and Healthy; with
+ * `installReleases`, a chart Application's release is first installed in the destination through the
+ * registration's credentials (destination.ts), and an unreachable destination shows as a ComparisonError.
+ * An unregistered destination gives the error Argo CD gives, with health Unknown so a parent wave keeps waiting.
  */
 import { KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { argoCdDestination, ensureRelease, type Release } from './destination.js';
 import type { Health, HealthAssessor } from './health.js';
 
 const SYNC_WAVE = 'argocd.argoproj.io/sync-wave';
@@ -21,6 +23,11 @@ const SYNC_OPTIONS = 'argocd.argoproj.io/sync-options';
 const FIELD_MANAGER = 'argocd-controller';
 
 type Obj = KubernetesObject & Record<string, unknown>;
+
+interface AppSpec {
+  destination?: { name?: string; namespace?: string };
+  source?: { chart?: string; targetRevision?: string; helm?: { releaseName?: string; valuesObject?: unknown } };
+}
 
 export interface SyncResult {
   readonly phase: 'Succeeded' | 'Failed';
@@ -41,6 +48,12 @@ export interface ArgoCdSimOptions {
   readonly waveDelayMs?: number;
   /** Whether a destination cluster name is registered; default: an Argo CD cluster Secret names it. */
   readonly isRegistered?: (cluster: string) => Promise<boolean>;
+  /**
+   * Install chart Applications' releases in their destination through the cluster Secret's credentials
+   * (destination.ts), re-checking each every `resyncMs` (default 1 s); off, a registered destination is
+   * enough for Synced and Healthy.
+   */
+  readonly installReleases?: { readonly resyncMs?: number };
   /** Applications to report Degraded (fault injection), by name. */
   readonly degraded?: ReadonlySet<string>;
   readonly log?: Logger;
@@ -70,6 +83,8 @@ export class ArgoCdSim {
   private readonly pollMs: number;
   private loop?: AbortController;
   private waitRounds = 0;
+  /** Releases installed, by Application: what was installed (credentials and release) and when last checked. */
+  private readonly installed = new Map<string, { key: string; at: number }>();
 
   constructor(private readonly options: ArgoCdSimOptions) {
     this.api = KubernetesObjectApi.makeApiClient(options.kubeConfig);
@@ -181,31 +196,70 @@ export class ArgoCdSim {
   /** One pass over the Applications: status written only when it changes. */
   async reconcileApplications(): Promise<void> {
     const list = await this.api.list<Obj>('argoproj.io/v1alpha1', 'Application', this.namespace);
+    // One read of the cluster Secrets per pass, not one per Application.
+    const clusters = this.options.isRegistered ? undefined : await this.clusterSecrets();
     for (const app of list.items) {
-      const spec = (app.spec ?? {}) as { destination?: { name?: string } };
+      const spec = (app.spec ?? {}) as AppSpec;
       const name = app.metadata?.name ?? '';
       const destination = spec.destination?.name ?? '';
-      const registered = destination !== '' && (await this.registered(destination));
-      const status = !registered
-        ? { sync: { status: 'Unknown' }, health: { status: 'Unknown', message: `there are no clusters with this name: ${destination}` }, conditions: [{ type: 'InvalidSpecError', message: `there are no clusters with this name: ${destination}` }] }
-        : this.options.degraded?.has(name)
-          ? { sync: { status: 'Synced' }, health: { status: 'Degraded', message: 'simulated failure' }, conditions: null }
+      const registered = destination !== '' && (clusters ? clusters.has(destination) : await this.registered(destination));
+      let status: { sync: { status: string }; health: { status: string; message?: string }; conditions: { type: string; message: string }[] | null };
+      if (!registered) {
+        status = { sync: { status: 'Unknown' }, health: { status: 'Unknown', message: `there are no clusters with this name: ${destination}` }, conditions: [{ type: 'InvalidSpecError', message: `there are no clusters with this name: ${destination}` }] };
+      } else if (this.options.degraded?.has(name)) {
+        status = { sync: { status: 'Synced' }, health: { status: 'Degraded', message: 'simulated failure' }, conditions: null };
+      } else {
+        const failed = clusters && this.options.installReleases ? await this.install(name, spec, clusters.get(destination)) : undefined;
+        status = failed
+          // As Argo CD shows an unreachable cluster: the comparison failed, health as last known.
+          ? { sync: { status: 'Unknown' }, health: ((app.status ?? {}) as { health?: { status: string } }).health ?? { status: 'Unknown' }, conditions: [{ type: 'ComparisonError', message: failed }] }
           : { sync: { status: 'Synced' }, health: { status: 'Healthy' }, conditions: null };
-      const current = JSON.stringify(((app.status ?? {}) as Record<string, unknown>).health ?? null);
-      if (current === JSON.stringify(status.health)) continue;
+      }
+      const live = (app.status ?? {}) as Record<string, unknown>;
+      if (JSON.stringify([live.sync ?? null, live.health ?? null, live.conditions ?? null]) === JSON.stringify([status.sync, status.health, status.conditions])) continue;
       await this.api.patch({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: this.namespace }, status } as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     }
   }
 
-  private async registered(cluster: string): Promise<boolean> {
-    if (this.options.isRegistered) return this.options.isRegistered(cluster);
+  /**
+   * Installs a chart Application's release in its destination with the credentials of the cluster Secret
+   * (destination.ts): again whenever the Secret or the release changes, and re-checked every
+   * `installReleases.resyncMs` (self-heal). Resolves to an error message when the destination cannot be reached.
+   */
+  private async install(app: string, spec: AppSpec, secret: Obj | undefined): Promise<string | undefined> {
+    const chart = spec.source?.chart;
+    if (!chart || !secret) return undefined;
+    const destination = argoCdDestination(secret as { data?: Record<string, string> });
+    if (!destination) return 'the cluster Secret has no server';
+    const release: Release = { name: spec.source?.helm?.releaseName ?? app, namespace: spec.destination?.namespace ?? 'default', chart, version: spec.source?.targetRevision ?? '', values: spec.source?.helm?.valuesObject ?? null };
+    const key = `${destination.digest}/${JSON.stringify(release)}`;
+    const done = this.installed.get(app);
+    if (done?.key === key && Date.now() - done.at < (this.options.installReleases?.resyncMs ?? 1000)) return undefined;
+    try {
+      await ensureRelease(destination, release, FIELD_MANAGER);
+      this.installed.set(app, { key, at: Date.now() });
+      return undefined;
+    } catch (e) {
+      this.installed.delete(app);
+      return `failed to sync cluster ${spec.destination?.name ?? ''}: HTTP ${statusCode(e) ?? 'error'}`;
+    }
+  }
+
+  private async clusterSecrets(): Promise<Map<string, Obj>> {
     const secrets = await this.api.list<Obj>('v1', 'Secret', this.namespace, undefined, undefined, undefined, undefined, 'argocd.argoproj.io/secret-type=cluster');
-    return secrets.items.some((s) => {
+    const byName = new Map<string, Obj>();
+    for (const s of secrets.items) {
       const data = (s.data ?? {}) as Record<string, string>;
       const stringData = (s.stringData ?? {}) as Record<string, string>;
       const name = data.name !== undefined ? Buffer.from(data.name, 'base64').toString('utf8') : stringData.name;
-      return name === cluster;
-    });
+      if (name) byName.set(name, s);
+    }
+    return byName;
+  }
+
+  private async registered(cluster: string): Promise<boolean> {
+    if (this.options.isRegistered) return this.options.isRegistered(cluster);
+    return (await this.clusterSecrets()).has(cluster);
   }
 }
 

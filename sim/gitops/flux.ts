@@ -1,11 +1,13 @@
 /**
  * A simulated Flux, enough for controller tests and the demo: kustomize-controller and helm-controller
  * reduced to their Ready condition. A Kustomization is Ready once every `dependsOn` is Ready; a
- * HelmRelease once its `kubeConfig.secretRef` Secret exists and every `dependsOn` is Ready. Nothing is
- * fetched, built or installed. `suspend: true` freezes an object, as in Flux. Conditions follow
+ * HelmRelease once its `kubeConfig.secretRef` Secret exists and every `dependsOn` is Ready. With
+ * `applyArtifacts` and `installReleases`, artifacts are applied and releases recorded in the target
+ * cluster (see the options); otherwise nothing is fetched, built or installed. `suspend: true` freezes an object, as in Flux. Conditions follow
  * kstatus (Ready with reason and message, observedGeneration).
  */
-import { CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { ensureRelease, kubeconfigDestination, type Destination, type Release } from './destination.js';
 import { fetchLikeFlux, objectsUnder } from '../../sidecar/testing.js';
 import type { Logger } from 'pino';
 
@@ -38,10 +40,18 @@ export interface FluxSimOptions {
    * has its objects pruned the same way (`prune: true`).
    */
   readonly applyArtifacts?: boolean;
+  /**
+   * Play helm-controller's install: a HelmRelease with a `kubeConfig.secretRef` has its release recorded in
+   * that cluster (destination.ts), re-checked every `resyncMs` (default 1 s); an unreachable cluster makes it
+   * InstallFailed.
+   */
+  readonly installReleases?: { readonly resyncMs?: number };
 }
 
 interface Applied {
   readonly revision: string;
+  /** The digest of the credentials it was applied with. */
+  readonly target: string;
   readonly objects: readonly Obj[];
   readonly api: KubernetesObjectApi;
   /** `deletionPolicy: Orphan`: deleting the Kustomization leaves its objects. */
@@ -61,6 +71,8 @@ export class FluxSim {
   private readonly custom: CustomObjectsApi;
   private loop?: AbortController;
   private readonly applied = new Map<string, Applied>();
+  /** Releases installed, by HelmRelease: what was installed (credentials and release) and when last checked. */
+  private readonly releases = new Map<string, { key: string; at: number }>();
 
   constructor(private readonly options: FluxSimOptions) {
     this.objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
@@ -113,6 +125,7 @@ export class FluxSim {
     if (kind === HELM_RELEASE) {
       const secret = ((o.spec?.kubeConfig as { secretRef?: { name?: string } } | undefined)?.secretRef?.name);
       if (secret && !(await this.exists('v1', 'Secret', secret, ns))) return { status: 'False', reason: 'InstallFailed', message: `could not find Secret '${ns}/${secret}'` };
+      if (secret && this.options.installReleases) return this.installRelease(o, key);
       return { status: 'True', reason: 'InstallSucceeded', message: 'Helm install succeeded' };
     }
     if (this.options.applyArtifacts && (o.spec?.sourceRef as { kind?: string } | undefined)?.kind === 'ExternalArtifact') {
@@ -127,20 +140,49 @@ export class FluxSim {
     return { status: 'True', reason: 'ReconciliationSucceeded', message: 'Applied revision' };
   }
 
-  /** Where a Kustomization applies: its `kubeConfig.secretRef`'s cluster, else this one; undefined while the Secret is missing. */
-  private async target(o: Obj): Promise<KubernetesObjectApi | undefined> {
+  /**
+   * Where a Kustomization or HelmRelease applies: its `kubeConfig.secretRef`'s cluster, else this one;
+   * undefined while the Secret is missing. Read every pass, as Flux does: a registration that changes (the
+   * child pivoted, and is now reached through the cell's API proxy) is followed at once.
+   */
+  private async target(o: Obj): Promise<Destination | undefined> {
     const ref = (o.spec?.kubeConfig as { secretRef?: { name?: string; key?: string } } | undefined)?.secretRef;
-    if (!ref?.name) return this.objects;
+    if (!ref?.name) return { api: this.objects, digest: 'in-cluster' };
     try {
       const secret = (await this.objects.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name: ref.name, namespace: o.metadata?.namespace ?? '' } })) as { data?: Record<string, string> };
       const value = secret.data?.[ref.key ?? 'value'] ?? secret.data?.['value.yaml'];
       if (!value) return undefined;
-      const kc = new KubeConfig();
-      kc.loadFromString(Buffer.from(value, 'base64').toString('utf8'));
-      return KubernetesObjectApi.makeApiClient(kc);
+      return kubeconfigDestination(Buffer.from(value, 'base64').toString('utf8'));
     } catch (e) {
       if ((e as { code?: number }).code === 404) return undefined;
       throw e;
+    }
+  }
+
+  /** helm-controller's install, as a release record in the target cluster (destination.ts); re-checked every `installReleases.resyncMs`. */
+  private async installRelease(o: Obj, key: string): Promise<Ready> {
+    const target = await this.target(o);
+    if (!target) return { status: 'False', reason: 'InstallFailed', message: 'the kubeconfig Secret has no kubeconfig' };
+    const spec = o.spec ?? {};
+    const chart = ((spec.chart as { spec?: { chart?: string; version?: string } } | undefined)?.spec) ?? {};
+    const chartRef = spec.chartRef as { name?: string } | undefined;
+    const release: Release = {
+      name: String(spec.releaseName ?? o.metadata?.name ?? ''),
+      namespace: String(spec.targetNamespace ?? o.metadata?.namespace ?? 'default'),
+      chart: chart.chart ?? chartRef?.name ?? '',
+      version: chart.version ?? '',
+      values: spec.values ?? null,
+    };
+    const memo = `${target.digest}/${JSON.stringify(release)}`;
+    const done = this.releases.get(key);
+    if (done?.key === memo && Date.now() - done.at < (this.options.installReleases?.resyncMs ?? 1000)) return { status: 'True', reason: 'InstallSucceeded', message: 'Helm install succeeded' };
+    try {
+      await ensureRelease(target, release, 'helm-controller');
+      this.releases.set(key, { key: memo, at: Date.now() });
+      return { status: 'True', reason: 'InstallSucceeded', message: 'Helm install succeeded' };
+    } catch (e) {
+      this.releases.delete(key);
+      return { status: 'False', reason: 'InstallFailed', message: `install failed: HTTP ${(e as { code?: number }).code ?? 'error'}` };
     }
   }
 
@@ -155,16 +197,18 @@ export class FluxSim {
       if ((e as { code?: number }).code !== 404) throw e;
     }
     if (!artifact) return { status: 'False', reason: 'ArtifactFailed', message: `ExternalArtifact '${source.namespace ?? ns}/${source.name ?? ''}' has no artifact yet` };
-    const api = await this.target(o);
-    if (!api) return { status: 'False', reason: 'ReconciliationFailed', message: 'the kubeconfig Secret does not exist yet' };
+    const target = await this.target(o);
+    if (!target) return { status: 'False', reason: 'ReconciliationFailed', message: 'the kubeconfig Secret does not exist yet' };
+    const api = target.api;
     let applied = this.applied.get(key);
-    if (applied?.revision !== artifact.revision) {
+    // A new revision, or a new way to the cluster (its registration changed): apply again.
+    if (applied?.revision !== artifact.revision || applied.target !== target.digest) {
       const files = await fetchLikeFlux(artifact);
       const objects = objectsUnder(files, String(o.spec?.path ?? './')) as Obj[];
       for (const obj of objects) await api.patch(obj, undefined, undefined, 'kustomize-controller', true, PatchStrategy.ServerSideApply);
       const keep = new Set(objects.map(ref));
       if (o.spec?.prune === true) await this.prune((applied?.objects ?? []).filter((x) => !keep.has(ref(x))), applied?.api ?? api);
-      applied = { revision: artifact.revision, objects, api, orphan: o.spec?.deletionPolicy === 'Orphan' };
+      applied = { revision: artifact.revision, target: target.digest, objects, api, orphan: o.spec?.deletionPolicy === 'Orphan' };
       this.applied.set(key, applied);
     }
     if (o.spec?.wait === true) {
