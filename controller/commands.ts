@@ -9,6 +9,7 @@ import { untilSignal } from '../cli/process.js';
 import { leaderCell, stateSecretTokenStore } from './agents.js';
 import { startCell } from './cell/cell.js';
 import { createKube } from './kube.js';
+import { leaderPodLabel, together } from './leader-label.js';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -68,6 +69,8 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
     // clusters' state Secrets.
     const cellHost = config.cellHost;
     const tokens = stateSecretTokenStore({ kube: createKube(kubeConfig, { fieldManager: FIELD_MANAGER }) });
+    // The proxy's answers are counted on the controller's registry, which exists once the controller does.
+    const proxyCounter: { count?: (o: { code: number; verb: string; watch: boolean }) => void } = {};
     const cell = cellHost ? leaderCell({
       host: cellHost,
       tokens,
@@ -76,9 +79,16 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
         core: kubeConfig.makeApiClient(CoreV1Api), hosts: [...new Set([cellHost, config.proxyHost])], tokens,
         grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, proxyPort: config.proxyPort,
         heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }),
+        proxyObserver: { request: (o) => proxyCounter.count?.(o) },
       }),
     }) : undefined;
-    const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(cell ? { agents: cell.integration, whileLeading: cell.service } : {}) });
+    // In a Pod, the leader labels itself so that the cell's Services reach the replica that listens.
+    const podName = d.env.POD_NAME;
+    const podLabel = cell && podName ? leaderPodLabel({ core: kubeConfig.makeApiClient(CoreV1Api), fieldManager: FIELD_MANAGER, namespace: config.namespace, pod: podName, log }) : undefined;
+    await podLabel?.stop();
+    const whileLeading = cell ? (podLabel ? together(cell.service, podLabel) : cell.service) : undefined;
+    const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(cell && whileLeading ? { agents: cell.integration, whileLeading } : {}) });
+    proxyCounter.count = (o) => controller.metrics.proxyRequests.inc({ code: String(o.code), verb: o.verb, watch: String(o.watch) });
     const app = createControllerApp({ health: () => controller.health(), registry: controller.metrics.registry, beforeScrape: () => controller.refreshMetrics() });
     let server: Server;
     try {

@@ -17,6 +17,8 @@ export interface ControllerMetrics {
   readonly queueDepth: Gauge;
   readonly leader: Gauge;
   readonly clusters: Gauge<'phase'>;
+  /** The cell's API proxy (M9): answers by HTTP code (the cluster is not a label: unbounded over time). */
+  readonly proxyRequests: Counter<'code' | 'verb' | 'watch'>;
 }
 
 export function createMetrics(): ControllerMetrics {
@@ -35,5 +37,6 @@ export function createMetrics(): ControllerMetrics {
     queueDepth: new Gauge({ name: 'lattice_controller_queue_depth', help: 'Clusters waiting for a worker.', registers }),
     leader: new Gauge({ name: 'lattice_controller_leader', help: '1 while this replica holds the leader Lease.', registers }),
     clusters: new Gauge({ name: 'lattice_controller_clusters', help: 'LatticeClusters by phase, as last written.', labelNames: ['phase'], registers }),
+    proxyRequests: new Counter({ name: 'lattice_cell_proxy_requests_total', help: 'Requests the cell\'s Kubernetes API proxy answered, by HTTP code, verb and whether a watch.', labelNames: ['code', 'verb', 'watch'], registers }),
   };
 }

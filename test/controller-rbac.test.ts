@@ -7,10 +7,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { specRenderer } from '../cli/load.js';
 import { isRecord } from '../core/data.js';
 import { StageCondition } from '../core/plan/stages.js';
+import { pino } from 'pino';
+import { CELL_LEADER_LABEL, leaderPodLabel } from '../controller/leader-label.js';
 import { conditionOf, eventually, startHarness, StatusRecorder } from '../controller/testing.js';
 import { failure, startSim, type SimClients } from '../sim/apiserver/testing.js';
 import { createCapiSim, type CapiSim } from '../sim/capi/index.js';
@@ -58,8 +60,14 @@ afterEach(() => {
 
 describe('lattice controller RBAC (deploy/)', () => {
   it('makes only requests deploy/ allows, and uses every verb deploy/ grants', async () => {
-    // GIVEN the controller in Argo CD mode, reaching the API server only through the recording proxy
-    const argo = startHarness({ sim, kubeConfig: proxy.kubeConfig, config: { leaseName: 'rbac-argocd' } });
+    // GIVEN the controller in Argo CD mode, reaching the API server only through the recording proxy, in its Pod
+    const pod = 'lattice-controller-7d9f-x2x4q';
+    await sim.objects.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod, namespace: 'lattice-system', labels: { 'app.kubernetes.io/name': 'lattice-controller' } }, spec: { containers: [{ name: 'controller', image: 'lattice' }] } } as KubernetesObject);
+    const podLabel = leaderPodLabel({ core: proxy.kubeConfig.makeApiClient(CoreV1Api), namespace: 'lattice-system', pod, log: pino({ level: 'silent' }) });
+    const leaderLabel = async () => (await sim.core.readNamespacedPod({ name: pod, namespace: 'lattice-system' })).metadata?.labels?.[CELL_LEADER_LABEL];
+    const argo = startHarness({ sim, kubeConfig: proxy.kubeConfig, config: { leaseName: 'rbac-argocd' }, whileLeading: podLabel });
+    // THEN, leading, it labels its Pod for the cell's Services
+    await eventually(async () => expect(await leaderLabel()).toBe('true'));
     // WHEN it takes an AWS cluster through credentials, identity, CAPI, registration, a rotation, a repair and deletion
     await applyCluster('secure', 'audit');
     await eventually(async () => expect((await sim.core.readNamespacedSecret({ namespace: 'argocd', name: 'cluster-audit' })).data?.name).toBeDefined());
@@ -74,6 +82,8 @@ describe('lattice controller RBAC (deploy/)', () => {
     await sim.custom.deleteClusterCustomObject({ ...LC, name: 'audit' });
     await eventually(async () => expect((await failure(sim.custom.getClusterCustomObject({ ...LC, name: 'audit' }))).code).toBe(404));
     await argo.stop();
+    // AND, stopped, it no longer carries the label
+    expect(await leaderLabel()).toBeUndefined();
     // AND, in Flux mode, a docker cluster up to its registration
     const flux = startHarness({ sim, kubeConfig: proxy.kubeConfig, config: { leaseName: 'rbac-flux', gitops: 'flux', fluxNamespace: 'flux-system' } });
     await applyCluster('dev', 'audit-flux');

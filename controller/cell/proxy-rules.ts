@@ -21,8 +21,8 @@ export const PROXY_LIMITS = {
   coalesceBytes: 256 * 1024,
   /** Bytes the cell holds for a caller that reads slower than the child answers, before it gives up on the caller. */
   maxBufferedBytes: 16 * 1024 * 1024,
-  /** Requests in flight per cluster at the cell, and per session at the agent; more get 429. */
-  maxInFlight: 128,
+  /** Requests in flight per cluster at the cell, and per session at the agent (watches included: Argo CD keeps one per resource type); more get 429. */
+  maxInFlight: 512,
   /** A request (not a watch) that has no complete answer by then fails with 504 (the API server's default is 60 s). */
   requestTimeoutMs: 60_000,
   /** The longest a watch is held open; watches end and clients re-watch, as with the API server's own timeouts. */

@@ -58,10 +58,12 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
 
   return (req, res) => {
     const verb = (req.method ?? 'GET').toUpperCase();
+    // Reported with a bounded value: a caller chooses the method.
+    const verbLabel = PROXY_VERBS.has(verb) ? verb : 'OTHER';
     let watch = false;
     let cluster = '';
     const refuse = (code: number, reason: string, message: string, headers: Record<string, string> = {}) => {
-      options.observer?.request({ cluster, code, verb, watch });
+      options.observer?.request({ cluster, code, verb: verbLabel, watch });
       if (res.headersSent) return void res.destroy();
       res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
       res.end(statusBody(code, reason, message));
@@ -176,7 +178,7 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
         }
         if (r.end) {
           finish();
-          options.observer?.request({ cluster, code: res.statusCode, verb, watch });
+          options.observer?.request({ cluster, code: res.statusCode, verb: verbLabel, watch });
           res.end();
         }
       };

@@ -192,6 +192,11 @@ const BUILTINS: readonly BuiltinSpec[] = [
     },
   },
   {
+    // Stored only (nothing runs them): the controller labels its own Pod as the cell's leader.
+    group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true, shortNames: ['po'], status: true,
+    fields: ['spec', 'status'], categories: ['all'],
+  },
+  {
     group: '', version: 'v1', kind: 'Node', plural: 'nodes', namespaced: false, shortNames: ['no'], status: true,
     keepStatusOnCreate: true, fields: ['spec', 'status'],
     fieldLabels: { 'spec.unschedulable': (o) => String(field(o, 'spec', 'unschedulable') === true) },
