@@ -132,7 +132,16 @@ export function createProxyExecutor(options: ProxyExecutorOptions): ProxyExecuto
         let pendingBytes = 0;
         let received = 0;
         let upstream: IncomingMessage | undefined;
-        const timer = setTimeout(() => fail('Timeout'), req.timeoutMs > 0 ? req.timeoutMs : limits.requestTimeoutMs);
+        const timer = setTimeout(() => {
+          // A watch that reached its time ends cleanly, as the API server ends it; the caller watches again.
+          if (watch && sequence > 0 && !finished) {
+            done();
+            outgoing.destroy();
+            send({ requestId: id, statusCode: 0, sequence: sequence++, end: true });
+            return;
+          }
+          fail('Timeout');
+        }, req.timeoutMs > 0 ? req.timeoutMs : limits.requestTimeoutMs);
         const done = () => {
           finished = true;
           clearTimeout(timer);

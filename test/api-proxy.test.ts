@@ -14,16 +14,27 @@ import { emptyHealth } from '../controller/cell/protocol.js';
 import { bootstrapSecret, parentEndpoints } from '../controller/cell/secrets.js';
 import { recordingLogger } from '../controller/cell/testing.js';
 import { eventually, failure, startSim, type SimClients } from '../sim/apiserver/testing.js';
+import { parse } from 'yaml';
+import { agentObjects } from '../core/flavor/flavors.js';
+import { AGENT } from '../core/flavor/agent.js';
+import { specRenderer } from '../cli/load.js';
+import { argocdClusterSecret, fluxKubeconfigSecret, proxyCredentials, proxyKubeconfig } from '../controller/registration.js';
+import { argoCdDestination, ensureRelease, kubeconfigDestination, RELEASE_PREFIX } from '../sim/gitops/destination.js';
+import { exampleClusters } from './support/repo.js';
+import { deniedCalls, recordingProxy, resourceCalls, type RecordingProxy, type Rule } from './support/rbac.js';
 
 const CHILD_TOKEN = 'child-admin-token-never-leaves-the-child';
 const AGENT_NS = 'lattice-system';
 const NS = 'apps';
+const IMPERSONATED = `system:serviceaccount:${AGENT.namespace}:${AGENT.proxyServiceAccount}`;
 
 let parent: SimClients;
 let child: SimClients;
 let cell: Cell;
 let agent: Agent | undefined;
 let executor: ProxyExecutor;
+/** Between the agent and the child: what the agent asked the child, as whom. */
+let recording: RecordingProxy;
 const cellLog = recordingLogger();
 const agentLog = recordingLogger();
 
@@ -75,13 +86,15 @@ beforeAll(async () => {
   cell = await startCell({ core: parent.core, hosts: ['127.0.0.1'], tokens, grpcPort: 0, bootstrapPort: 0, proxyPort: 0, bindHost: '127.0.0.1', heartbeatIntervalMs: 200, log: cellLog.log });
   const { token } = await issueBootstrapToken(tokens, 'dev', { now: new Date() });
   await child.core.createNamespacedSecret({ namespace: AGENT_NS, body: bootstrapSecret({ token, ...parentEndpoints('127.0.0.1', { grpcPort: cell.grpcPort, bootstrapPort: cell.bootstrapPort }), caBundle: cell.ca.trustBundle }, 'lattice-agent-bootstrap', AGENT_NS) });
-  executor = createProxyExecutor({ kubeConfig: child.kc, impersonate: 'system:serviceaccount:lattice-system:lattice-proxy', log: agentLog.log });
+  recording = await recordingProxy(child.url, { token: CHILD_TOKEN });
+  executor = createProxyExecutor({ kubeConfig: recording.kubeConfig, impersonate: IMPERSONATED, log: agentLog.log });
   agent = await startAgent();
 }, 30_000);
 
 afterAll(async () => {
   await agent?.stop();
   await cell?.close();
+  await recording?.close();
   await Promise.all([parent?.server.close(), child?.server.close()]);
 });
 
@@ -184,6 +197,35 @@ describe('the API proxy', () => {
     agent = await startAgent();
     // THEN the same request goes through
     expect((await raw(`/clusters/dev/api/v1/namespaces/${NS}/configmaps`, { token })).status).toBe(200);
+  });
+
+  it('serves the registrations the controller writes: Argo CD\'s cluster Secret and Flux\'s kubeconfig reach the child', async () => {
+    const endpoint = { server: `https://127.0.0.1:${cell.proxyPort}/clusters/dev`, caBundle: cell.ca.trustBundle, token: cell.proxyTokens.token('dev') };
+    const argocd = argocdClusterSecret({ cluster: 'dev', name: 'cluster-dev', namespace: 'argocd', labels: {}, credentials: proxyCredentials(endpoint), source: 'lattice-cell-proxy' });
+    const flux = fluxKubeconfigSecret({ cluster: 'dev', name: 'dev-kubeconfig', namespace: 'flux-system', kubeconfigBase64: Buffer.from(proxyKubeconfig('dev', endpoint)).toString('base64'), source: 'lattice-cell-proxy' });
+    // WHEN an engine installs a release with each (the simulated engines' way: namespace, then the release record)
+    const viaArgo = argoCdDestination(argocd as { data?: Record<string, string> });
+    if (!viaArgo) throw new Error('no destination');
+    await ensureRelease(viaArgo, { name: 'cilium', namespace: 'kube-system', chart: 'cilium', version: '1.19.1', values: { a: 1 } }, 'argocd-controller');
+    await ensureRelease(kubeconfigDestination(Buffer.from(flux.data?.value ?? '', 'base64').toString('utf8')), { name: 'cert-manager', namespace: 'cert-manager', chart: 'cert-manager', version: 'v1.19.4', values: null }, 'helm-controller');
+    // THEN both arrived in the child
+    expect((await child.core.readNamespacedConfigMap({ name: `${RELEASE_PREFIX}cilium`, namespace: 'kube-system' })).data?.chart).toBe('cilium');
+    expect((await child.core.readNamespacedConfigMap({ name: `${RELEASE_PREFIX}cert-manager`, namespace: 'cert-manager' })).data?.chart).toBe('cert-manager');
+  });
+
+  it('runs every request as the lattice-proxy ServiceAccount, within the ClusterRole the agent component ships', () => {
+    // GIVEN the ClusterRole as rendered for a cluster
+    const renderer = specRenderer();
+    const dev = exampleClusters().find((c) => c.metadata.name === 'dev');
+    if (!dev) throw new Error('no dev example');
+    const role = renderer.renderObjects(agentObjects(renderer, dev, 'plain')).map((d) => parse(d.text) as { kind: string; metadata: { name: string }; rules?: Rule[] })
+      .find((o) => o.kind === 'ClusterRole' && o.metadata.name === AGENT.proxyServiceAccount);
+    const rules = (role?.rules ?? []).map((r) => ({ ...r, scope: '*' }));
+    // THEN the child saw every proxied request impersonating that account, and the role allows each
+    const proxied = recording.calls.filter((c) => c.url.startsWith('/api/') || c.url.startsWith('/apis/'));
+    expect(proxied.length).toBeGreaterThanOrEqual(15);
+    expect(new Set(recording.calls.map((c) => c.impersonate))).toEqual(new Set([IMPERSONATED]));
+    expect(deniedCalls(rules, resourceCalls(recording.calls).calls)).toEqual([]);
   });
 
   it('never logs a token', () => {

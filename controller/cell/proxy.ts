@@ -131,7 +131,7 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
     });
 
     const tunnel = (body: Buffer) => {
-      const timeoutMs = requestTimeoutMs(path, query);
+      const timeoutMs = watch ? requestTimeoutMs(path, query) : limits.requestTimeoutMs;
       let call: ProxyCall;
       let sequence = 0;
       let sent = 0;
@@ -147,7 +147,8 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
         // A watch that reached its time ends cleanly, as the API server ends it; anything else was too slow.
         if (watch && res.headersSent) return void res.end();
         refuse(504, 'Timeout', `cluster ${cluster} did not answer within ${timeoutMs} ms`);
-      }, timeoutMs + 2_000);
+      // A little past the agent's own deadline (timeoutMs travels with the request), so its answer can still come.
+      }, timeoutMs + Math.min(2_000, timeoutMs));
       const abort = (why: string) => {
         if (done) return;
         finish();
@@ -184,8 +185,8 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
       };
       const onClose = (error?: LatticeError) => {
         if (done || !error) return;
-        finish();
         if (res.headersSent) return abort(error.code);
+        finish();
         refuse(503, 'ServiceUnavailable', `the agent of cluster ${cluster} disconnected before answering`, { 'retry-after': '5' });
       };
       try {

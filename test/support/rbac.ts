@@ -93,7 +93,7 @@ export function deployRules(...files: string[]): Rule[] {
 const matchesResource = (rule: Rule, resource: string) => rule.resources.includes(resource) || (rule.resources.includes('*') && !resource.includes('/'));
 
 const allows = (rule: Rule, c: Call) => (rule.scope === '*' || rule.scope === c.namespace)
-  && rule.apiGroups.includes(c.group) && matchesResource(rule, c.resource) && rule.verbs.includes(c.verb);
+  && (rule.apiGroups.includes(c.group) || rule.apiGroups.includes('*')) && matchesResource(rule, c.resource) && rule.verbs.includes(c.verb);
 
 /** The requests no rule allows, described. */
 export function deniedCalls(rules: readonly Rule[], calls: readonly Call[]): string[] {
@@ -110,17 +110,19 @@ export function unusedGrants(rules: readonly Rule[], calls: readonly Call[]): st
 export interface RecordingProxy {
   readonly server: Server;
   readonly url: string;
-  readonly calls: { method: string; url: string }[];
+  /** Every request, with the user it impersonated (the API proxy's agent impersonates its ServiceAccount). */
+  readonly calls: { method: string; url: string; impersonate?: string }[];
   /** A kubeconfig that reaches the API server only through the proxy. */
   readonly kubeConfig: KubeConfig;
   close(): Promise<void>;
 }
 
 /** A plain HTTP proxy that records every request (watches stream through). */
-export async function recordingProxy(target: string): Promise<RecordingProxy> {
-  const calls: { method: string; url: string }[] = [];
+export async function recordingProxy(target: string, options: { token?: string } = {}): Promise<RecordingProxy> {
+  const calls: { method: string; url: string; impersonate?: string }[] = [];
   const server = createServer((req, res) => {
-    calls.push({ method: req.method ?? '', url: req.url ?? '' });
+    const impersonate = req.headers['impersonate-user'];
+    calls.push({ method: req.method ?? '', url: req.url ?? '', ...(typeof impersonate === 'string' ? { impersonate } : {}) });
     const upstream = request(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       // A watch may send nothing for a while: pass its headers on at once, as the API server sends them.
@@ -134,7 +136,7 @@ export async function recordingProxy(target: string): Promise<RecordingProxy> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({ clusters: [{ name: 'proxy', server: url, skipTLSVerify: true }], users: [{ name: 'controller' }], contexts: [{ name: 'proxy', cluster: 'proxy', user: 'controller' }], currentContext: 'proxy' });
+  kubeConfig.loadFromOptions({ clusters: [{ name: 'proxy', server: url, skipTLSVerify: true }], users: [{ name: 'controller', ...(options.token ? { token: options.token } : {}) }], contexts: [{ name: 'proxy', cluster: 'proxy', user: 'controller' }], currentContext: 'proxy' });
   return {
     server, url, calls, kubeConfig,
     async close() {
