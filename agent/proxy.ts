@@ -15,7 +15,7 @@ import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } fro
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ProxyRequest, ProxyResponse } from '../controller/cell/protocol.js';
-import { allowedHeaders, checkApiPath, isWatch, PROXY_LIMITS, PROXY_VERBS, responseHeaders, statusBody } from '../controller/cell/proxy-rules.js';
+import { allowedHeaders, checkApiPath, isWatch, PROXY_LIMITS, PROXY_VERBS, type ProxyLimits, responseHeaders, statusBody } from '../controller/cell/proxy-rules.js';
 import type { CommandContext } from './dispatch.js';
 
 export interface ProxyExecutorOptions {
@@ -25,7 +25,7 @@ export interface ProxyExecutorOptions {
   readonly impersonate?: string;
   readonly log: Logger;
   /** Overrides of PROXY_LIMITS (tests). */
-  readonly limits?: Partial<typeof PROXY_LIMITS>;
+  readonly limits?: Partial<ProxyLimits>;
 }
 
 /** The proxy on one stream session: requests end with it. */
@@ -58,7 +58,7 @@ const errorCode = (e: unknown): string => {
 };
 
 export function createProxyExecutor(options: ProxyExecutorOptions): ProxyExecutor {
-  const limits = { ...PROXY_LIMITS, ...options.limits };
+  const limits: ProxyLimits = { ...PROXY_LIMITS, ...options.limits };
   const log = options.log;
   let target: Promise<Target> | undefined;
   const sessions = new Set<ProxySession>();

@@ -29,6 +29,9 @@ export const PROXY_LIMITS = {
   maxWatchMs: 60 * 60 * 1000,
 } as const;
 
+/** Limits as numbers (PROXY_LIMITS's own type is its literal values), for overrides. */
+export type ProxyLimits = { readonly [K in keyof typeof PROXY_LIMITS]: number };
+
 /** The verbs a GitOps engine (and kubectl) uses against the API; anything else is refused. */
 export const PROXY_VERBS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 

@@ -11,7 +11,7 @@ import type { ProxyRequest, ProxyResponse } from './protocol.js';
 import { createApiProxy, PROXY_CAPABILITY } from './proxy.js';
 import { proxyTokens } from './proxy-token.js';
 import type { AgentInfo, ProxySink } from './server.js';
-import { PROXY_LIMITS } from './proxy-rules.js';
+import type { ProxyLimits } from './proxy-rules.js';
 
 const tokens = proxyTokens(Buffer.alloc(32, 7));
 const TOKEN = tokens.token('dev');
@@ -29,7 +29,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(options: { connected?: boolean; capabilities?: string[]; limits?: Partial<typeof PROXY_LIMITS> } = {}) {
+async function start(options: { connected?: boolean; capabilities?: string[]; limits?: Partial<ProxyLimits> } = {}) {
   const opened: Open[] = [];
   /** Responses whose status line reached the caller. */
   const responded: string[] = [];

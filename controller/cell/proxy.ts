@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { LatticeError } from '../../core/errors.js';
 import { RateLimiter } from './ratelimit.js';
-import { allowedHeaders, checkApiPath, isWatch, PROXY_LIMITS, PROXY_VERBS, requestHeaders, requestTimeoutMs, statusBody } from './proxy-rules.js';
+import { allowedHeaders, checkApiPath, isWatch, PROXY_LIMITS, PROXY_VERBS, type ProxyLimits, requestHeaders, requestTimeoutMs, statusBody } from './proxy-rules.js';
 import type { ProxyTokens } from './proxy-token.js';
 import type { CellServer, ProxyCall } from './server.js';
 import type { ProxyResponse } from './protocol.js';
@@ -41,7 +41,7 @@ export interface ApiProxyOptions {
   readonly log?: Logger;
   readonly observer?: ProxyObserver;
   /** Overrides of PROXY_LIMITS (tests). */
-  readonly limits?: Partial<typeof PROXY_LIMITS>;
+  readonly limits?: Partial<ProxyLimits>;
   /** @default Date.now */
   readonly now?: () => number;
 }
@@ -51,7 +51,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** The proxy as a request handler (startCell serves it on proxyPort with the cell's serving certificate). */
 export function createApiProxy(options: ApiProxyOptions): Handler {
   const log = options.log ?? pino({ level: 'silent' });
-  const limits = { ...PROXY_LIMITS, ...options.limits };
+  const limits: ProxyLimits = { ...PROXY_LIMITS, ...options.limits };
   const inFlight = new Map<string, number>();
   // Failed authentications per source address: a token cannot be guessed, but a flood must not cost CPU or log volume.
   const failures = new RateLimiter({ capacity: 20, refillPerSecond: 2, now: options.now ?? Date.now });
