@@ -118,7 +118,11 @@ describe('lattice cmp generate (as argocd-cmp-server runs it)', () => {
     const r = run(app, ['cmp', 'generate'], cmpEnv({ ARGOCD_APP_PARAMETERS: JSON.stringify([{ name: 'component', string: 'agent' }, { name: 'cluster', string: 'dev' }]) }));
     expect(r.status, r.stderr).toBe(0);
     const objs = objectsOf(r.stdout);
-    expect(objs.map((o) => o.kind)).toEqual(['Namespace', 'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Role', 'RoleBinding', 'ConfigMap', 'Deployment']);
+    expect(objs.map((o) => o.kind)).toEqual([
+      'Namespace', 'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Role', 'RoleBinding',
+      // the API proxy's identity (M9)
+      'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment',
+    ]);
     expect(JSON.parse(objs.find((o) => o.kind === 'ConfigMap')?.data['config.json'] as string)).toMatchObject({ cluster: 'dev' });
   });
 
