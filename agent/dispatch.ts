@@ -35,6 +35,11 @@ export interface CommandContext {
    * (the message was not written; the cell will not get the Ack either).
    */
   send(message: AgentMessage): boolean;
+  /**
+   * When the stream's send buffer is full (the parent reads slower than the agent writes), resolves once it
+   * has drained; otherwise undefined. Streaming writers wait on it so the agent's memory stays bounded.
+   */
+  backpressure?(): Promise<void> | undefined;
 }
 
 /** For commands dispatched outside a session (tests, direct calls): nothing can be sent. */

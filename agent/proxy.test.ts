@@ -101,6 +101,30 @@ describe('the agent\'s proxy executor', () => {
     for (const c of chunks.slice(1)) expect(c.headers).toEqual([]);
   });
 
+  it('stops reading from the API server while the stream to the parent is full', async () => {
+    const sent: ProxyResponse[] = [];
+    let release: () => void = () => undefined;
+    let full = true;
+    const s = createProxyExecutor({ kubeConfig, log: pino({ level: 'silent' }) }).session({
+      send: (m) => ('proxyResponse' in m ? sent.push(m.proxyResponse) > 0 : false),
+      backpressure: () => (full ? new Promise<void>((resolve) => { release = resolve; }) : undefined),
+    });
+    s.execute('slow-parent', request({ path: '/api/v1/big' }));
+    // GIVEN the first chunk went out and the stream reported itself full
+    await eventually(() => expect(sent.length).toBeGreaterThan(0));
+    await new Promise((r) => setTimeout(r, 200));
+    // THEN nothing more is read or sent until it drains
+    const whileFull = sent.length;
+    expect(whileFull).toBeLessThan(4);
+    expect(sent.some((r) => r.end)).toBe(false);
+    // WHEN it drains
+    full = false;
+    release();
+    // THEN the rest follows, complete
+    await eventually(() => expect(sent.at(-1)?.end).toBe(true));
+    expect(Buffer.concat(sent.map((r) => r.body)).length).toBe(3 * 1024 * 1024);
+  });
+
   it('refuses again what the cell should have refused, without calling the API server', async () => {
     const { s, answer, done } = session();
     const before = seen.length;

@@ -7,7 +7,8 @@
  *
  * The rules of proxy-rules.ts are applied again here (paths, verbs, headers, sizes): the agent is the last
  * gate before the API server. A watch is forwarded chunk by chunk as the API server writes it; any other
- * answer is sent in chunks of up to 256 KiB, so a small GET is one message. Requests end with their session:
+ * answer is sent in chunks of up to 256 KiB, so a small GET is one message. When the stream to the parent is
+ * full, the agent stops reading from the API server until it drains. Requests end with their session:
  * the cell re-sends nothing (a caller retries, as it would against the API server).
  */
 import { request as httpRequest, Agent as HttpAgent, type ClientRequest, type IncomingMessage } from 'node:http';
@@ -181,6 +182,16 @@ export function createProxyExecutor(options: ProxyExecutorOptions): ProxyExecuto
               return;
             }
           } while (offset < body.length);
+          // The stream to the parent is full: stop reading from the API server until it drains, so a slow
+          // parent costs the agent a bounded buffer, not the whole answer in memory.
+          const wait = context.backpressure?.();
+          if (wait && upstream && !end) {
+            const paused = upstream;
+            paused.pause();
+            void wait.then(() => {
+              if (!finished) paused.resume();
+            });
+          }
         };
 
         const mod = t.secure ? httpsRequest : httpRequest;

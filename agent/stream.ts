@@ -133,6 +133,15 @@ export function runSession(options: SessionOptions, signal: AbortSignal): Promis
         call.write(message);
         return true;
       },
+      backpressure: () => (ended || !call.writableNeedDrain ? undefined : new Promise<void>((resolve) => {
+        const done = () => {
+          call.off('drain', done);
+          call.off('close', done);
+          resolve();
+        };
+        call.once('drain', done);
+        call.once('close', done);
+      })),
     };
     const proxy = options.proxy?.session(context);
 
