@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:https';
+import { connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type V1ConfigMap } from '@kubernetes/client-node';
 import { createAgent, type Agent } from '../agent/agent.js';
 import { createProxyExecutor, type ProxyExecutor } from '../agent/proxy.js';
@@ -48,6 +49,13 @@ function viaProxy(cluster: string, token: string | undefined): KubeConfig {
     currentContext: 'proxy',
   });
   return kc;
+}
+
+/** An HTTP/2 connection to the proxy, as Go clients (Argo CD, Flux) open one. */
+function h2Session(): ClientHttp2Session {
+  const session = connect(`https://127.0.0.1:${cell.proxyPort}`, { ca: cell.ca.trustBundle });
+  session.on('error', () => undefined);
+  return session;
 }
 
 /** A raw HTTPS request to the proxy (for what client-node would not send). */
@@ -182,12 +190,52 @@ describe('the API proxy', () => {
     expect((await failure(child.core.readNamespacedConfigMap({ name: 'huge', namespace: NS }))).code).toBe(404);
   });
 
+  it('serves HTTP/2: requests and a watch multiplexed on one connection, a closed stream cancelled at the agent', async () => {
+    const session = h2Session();
+    const token = cell.proxyTokens.token('dev');
+    try {
+      // GIVEN a watch and ten requests on one HTTP/2 connection
+      const events: string[] = [];
+      const watch = session.request({ ':path': `/clusters/dev/api/v1/namespaces/${NS}/configmaps?watch=true`, authorization: `Bearer ${token}` });
+      watch.on('data', (c: Buffer) => events.push(c.toString('utf8')));
+      await eventually(() => expect(executor.inFlight()).toBe(1));
+      const statuses = await Promise.all(Array.from({ length: 10 }, () => new Promise<number>((resolve, reject) => {
+        const s = session.request({ ':path': `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, authorization: `Bearer ${token}` });
+        let status = 0;
+        s.on('response', (h) => { status = Number(h[':status']); });
+        s.on('error', reject);
+        s.on('end', () => resolve(status));
+        s.resume();
+      })));
+      expect(statuses).toEqual(Array.from({ length: 10 }, () => 200));
+      // WHEN an object changes in the child THEN the watch on the same connection sees it
+      await child.core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'over-h2' } } });
+      await eventually(() => expect(events.join('')).toContain('"over-h2"'));
+      // WHEN the caller closes the watch's stream THEN the agent's request ends
+      watch.close(h2.NGHTTP2_CANCEL);
+      await eventually(() => expect(executor.inFlight()).toBe(0));
+      await child.core.deleteNamespacedConfigMap({ name: 'over-h2', namespace: NS });
+    } finally {
+      session.close();
+    }
+  });
+
   it('answers 503 with Retry-After while the agent is disconnected, and serves again once it is back', async () => {
     const token = cell.proxyTokens.token('dev');
+    // GIVEN a watch open over HTTP/2
+    const session = h2Session();
+    const watch = session.request({ ':path': `/clusters/dev/api/v1/namespaces/${NS}/configmaps?watch=true`, authorization: `Bearer ${token}` });
+    watch.resume();
+    watch.on('error', () => undefined);
+    const reset = new Promise<number>((resolve) => watch.on('close', () => resolve(watch.rstCode)));
+    await eventually(() => expect(executor.inFlight()).toBe(1));
     // WHEN the agent stops
     await agent?.stop();
     agent = undefined;
     await eventually(() => expect(cell.agents.get('dev')).toBeUndefined());
+    // THEN the open watch is reset, never ended as if it were complete
+    expect(await reset).toBe(h2.NGHTTP2_INTERNAL_ERROR);
+    session.close();
     // THEN requests are refused at once, as unavailable
     const refused = await raw(`/clusters/dev/api/v1/namespaces/${NS}/configmaps`, { token });
     expect(refused.status).toBe(503);

@@ -98,7 +98,8 @@ export async function startCell(options: CellOptions): Promise<Cell> {
     let proxy;
     try {
       proxy = await listenHttps({
-        handler: createApiProxy({ agents, tokens, log: log.child({ component: 'proxy' }), ...(options.proxyObserver ? { observer: options.proxyObserver } : {}) }),
+        // HTTP/2 as well: Argo CD and Flux keep a watch per resource type, multiplexed on one connection.
+        h2Handler: createApiProxy({ agents, tokens, log: log.child({ component: 'proxy' }), ...(options.proxyObserver ? { observer: options.proxyObserver } : {}) }),
         tls: serving,
         port: options.proxyPort ?? 8081,
         host,

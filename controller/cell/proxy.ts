@@ -16,7 +16,8 @@
  * streamed, a non-watch one up to 256 MiB; a caller that reads slower than the child answers may hold 16 MiB
  * in the cell before it is cut off.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { pino, type Logger } from 'pino';
 import { LatticeError } from '../../core/errors.js';
 import { RateLimiter } from './ratelimit.js';
@@ -46,7 +47,19 @@ export interface ApiProxyOptions {
   readonly now?: () => number;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+/** HTTP/1.1 or, through node's compatibility API, HTTP/2: the handler uses only what both offer. */
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+type Handler = (req: Req, res: Res) => void;
+
+/**
+ * Ends a response so the caller knows it is incomplete: HTTP/1.1 by cutting the connection, HTTP/2 by
+ * resetting the stream (ending it would look like a complete body).
+ */
+function breakOff(res: Res): void {
+  if ('stream' in res) res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+  else res.destroy();
+}
 
 /** The proxy as a request handler (startCell serves it on proxyPort with the cell's serving certificate). */
 export function createApiProxy(options: ApiProxyOptions): Handler {
@@ -64,7 +77,7 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
     let cluster = '';
     const refuse = (code: number, reason: string, message: string, headers: Record<string, string> = {}) => {
       options.observer?.request({ cluster, code, verb: verbLabel, watch });
-      if (res.headersSent) return void res.destroy();
+      if (res.headersSent) return breakOff(res);
       res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
       res.end(statusBody(code, reason, message));
     };
@@ -124,9 +137,9 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
       }
       chunks.push(chunk);
     });
-    req.on('error', () => res.destroy());
+    req.on('error', () => breakOff(res));
     req.on('end', () => {
-      if (tooLarge || res.writableEnded || res.destroyed) return;
+      if (tooLarge || res.writableEnded) return;
       tunnel(Buffer.concat(chunks));
     });
 
@@ -154,7 +167,7 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
         finish();
         call.cancel();
         log.warn({ cluster, verb, watch, why }, 'proxy response cut off');
-        res.destroy();
+        breakOff(res);
       };
       const onResponse = (r: ProxyResponse) => {
         if (done) return;
@@ -166,16 +179,24 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
           return refuse(502, 'BadGateway', `the agent of cluster ${cluster} could not execute the request: ${r.error.slice(0, 200)}`);
         }
         if (!res.headersSent) {
-          const headers = allowedHeaders(r.headers, 'response');
-          res.writeHead(r.statusCode || 502, headers.flatMap((h) => [h.name, h.value]));
-          // A watch's first bytes (the headers) go at once, so the caller knows the watch is established.
-          if (watch) res.flushHeaders();
+          const headers: OutgoingHttpHeaders = {};
+          for (const h of allowedHeaders(r.headers, 'response')) {
+            const prior = headers[h.name];
+            headers[h.name] = prior === undefined ? h.value : [...(Array.isArray(prior) ? prior : [String(prior)]), h.value];
+          }
+          res.writeHead(r.statusCode || 502, headers);
+          // A watch's first bytes (the headers) go at once, so the caller knows the watch is established
+          // (HTTP/2's writeHead sends them by itself).
+          if (watch && !('stream' in res)) res.flushHeaders();
         }
         if (r.body.length > 0) {
           sent += r.body.length;
           if (!watch && sent > limits.maxResponseBytes) return abort('response too large');
-          res.write(r.body);
-          if (res.writableLength > limits.maxBufferedBytes) return abort('caller too slow');
+          // Narrowed for the compiler: both write a Buffer the same way.
+          if ('stream' in res) res.write(r.body);
+          else res.write(r.body);
+          const buffered = 'stream' in res ? res.stream.writableLength : res.writableLength;
+          if (buffered > limits.maxBufferedBytes) return abort('caller too slow');
         }
         if (r.end) {
           finish();
