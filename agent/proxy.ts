@@ -82,13 +82,19 @@ export function createProxyExecutor(options: ProxyExecutorOptions): ProxyExecuto
     throw e;
   }));
 
-  /** The Authorization header as the kubeconfig gives it now (a projected token is re-read as it rotates). */
+  /**
+   * The Authorization header as the kubeconfig gives it, read again every 10 s: a projected ServiceAccount token
+   * rotates (client-go re-reads it each minute), and reading it per request would cost more than the request.
+   */
+  let auth: { value: Record<string, string>; at: number } | undefined;
   const authorization = async (): Promise<Record<string, string>> => {
+    if (auth && performance.now() - auth.at < 10_000) return auth.value;
     const opts: RequestOptions = {};
     await options.kubeConfig.applyToHTTPSOptions(opts);
-    const auth = (opts.headers as Record<string, string> | undefined)?.Authorization ?? (opts.headers as Record<string, string> | undefined)?.authorization;
+    const header = (opts.headers as Record<string, string> | undefined)?.Authorization ?? (opts.headers as Record<string, string> | undefined)?.authorization;
     (opts.agent as HttpAgent | undefined)?.destroy();
-    return auth ? { authorization: auth } : {};
+    auth = { value: header ? { authorization: header } : {}, at: performance.now() };
+    return auth.value;
   };
 
   return {
