@@ -307,7 +307,8 @@ async function finishPivot(ctx: Ctx, deps: ReconcileDeps): Promise<void> {
     const doomed = nodes.filter((n) => !isGit(n));
     if (doomed.length === 0) continue;
     await checkpoint(deps, ctx, 'pivot:delete');
-    await guarded(`deleting the moved objects of ${ctx.namespace}`, () => mover.remove([...doomed].reverse().map((n) => n.object)));
+    // One layer: independent objects, deleted concurrently.
+    await guarded(`deleting the moved objects of ${ctx.namespace}`, () => mover.remove([...doomed].reverse().map((n) => n.object), { concurrent: true }));
   }
   await shadow(ctx, deps, batches.map((b) => b.filter(isGit)));
   await guardNamespace(ctx, deps, ctx.name);

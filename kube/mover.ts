@@ -19,7 +19,7 @@ import {
 import type { Logger } from 'pino';
 import { isRecord } from '../core/data.js';
 import { LatticeError } from '../core/errors.js';
-import { groupOfApiVersion, isPaused, movable, movableGroup, MOVE, pausePatch, prepareForCreate, unpausePatch, type ListedObject, type OwnerRef } from '../core/move/graph.js';
+import { groupOfApiVersion, isCapiCluster, isPaused, movable, movableGroup, MOVE, pausePatch, prepareForCreate, unpausePatch, type ListedObject, type OwnerRef } from '../core/move/graph.js';
 
 export type { ListedObject, OwnerRef };
 
@@ -57,24 +57,28 @@ export interface Mover {
    */
   list(namespace: string): Promise<ListedObject[]>;
   /**
-   * Creates the objects in the order given (owners first) in `namespace` (created if missing). Per object: a
-   * kind outside the allowlist, or not served here as a namespaced kind, is an error (not retryable);
-   * prepareForCreate with a uid map rebuilt from the `lattice.dev/source-uid` annotations in the namespace
-   * plus this call's mappings; 409 reuses the existing object's uid (replacing the object when `adopt` says
+   * Creates the objects in `namespace` (created if missing), owners before what they own and independent
+   * objects concurrently. Per object: a kind outside the allowlist, or not served here as a namespaced kind, is
+   * an error (not retryable); prepareForCreate with a uid map of the owners received before (read by name,
+   * matched on their `lattice.dev/source-uid`) plus this call's mappings; 409 reuses the existing object's uid (replacing the object when `adopt` says
    * so); 5xx, 429 and network errors are retried, then reported retryable; other 4xx are not retryable. An
    * object whose owner failed earlier in the same call is not created without it (reported with the owner's
    * retryability). Never throws for per-object failures.
    */
   receive(namespace: string, objects: readonly IncomingObject[], options?: ReceiveOptions): Promise<ReceiveResult>;
-  /** Pauses every object not yet paused (pausePatch, JSON merge patch); returns how many were patched. */
+  /**
+   * Pauses every object not yet paused (pausePatch, JSON merge patch): a Cluster first, then the rest
+   * concurrently; returns how many were patched.
+   */
   pause(objects: readonly ListedObject[]): Promise<number>;
-  /** Unpauses every paused object (unpausePatch); returns how many were patched. */
+  /** Unpauses every paused object (unpausePatch): the rest concurrently, then a Cluster; returns how many were patched. */
   unpause(objects: readonly ListedObject[]): Promise<number>;
   /**
-   * Deletes in the order given (callers pass dependents first): annotation MOVE.deleteForMove, finalizers
-   * stripped, DELETE; 404 is fine. Returns how many existed.
+   * Deletes in the order given (callers pass dependents first), or all at once with `concurrent` (one layer
+   * of independent objects): annotation MOVE.deleteForMove, finalizers stripped, DELETE; 404 is fine.
+   * Returns how many existed.
    */
-  remove(objects: readonly ListedObject[]): Promise<number>;
+  remove(objects: readonly ListedObject[], options?: { readonly concurrent?: boolean }): Promise<number>;
   /** A JSON merge patch of one object (404 → false). */
   patch(object: ListedObject, patch: Record<string, unknown>): Promise<boolean>;
   /**
@@ -118,6 +122,33 @@ export class MoverError extends LatticeError {
 export const isMoverError = (e: unknown, httpCode?: number): e is MoverError => e instanceof MoverError && (httpCode === undefined || e.httpCode === httpCode);
 /** The mover refused the object itself (allowlist, scope, missing name): sending it again cannot help. */
 export const refused = (e: unknown): e is MoverError => isMoverError(e, 0) && !e.retryable;
+
+/**
+ * Requests one mover call keeps in flight for independent objects (one layer of a move, a pause): enough to
+ * hide the round trips, few enough not to crowd an API server (client-go's default QPS is 5 with a burst of 10).
+ */
+const CONCURRENCY = 8;
+
+/** Runs `f` over `items` with at most `limit` at once; resolves to the results in the order of `items`; the first failure rejects. */
+async function inParallel<T, R>(items: readonly T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await f(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+const count = (flags: readonly boolean[]): number => flags.filter(Boolean).length;
+
+/** Cluster API Clusters apart from the rest, each in the order given. */
+function splitClusters(objects: readonly ListedObject[]): [ListedObject[], ListedObject[]] {
+  return [objects.filter((o) => isCapiCluster(o)), objects.filter((o) => !isCapiCluster(o))];
+}
 
 const CORE_KINDS = [{ apiVersion: 'v1', kind: 'ConfigMap' }, { apiVersion: 'v1', kind: 'Secret' }] as const;
 
@@ -300,31 +331,59 @@ class KubeMover implements Mover {
     const mappings: { sourceUid: string; targetUid: string }[] = [];
     const errors: { sourceUid: string; message: string; retryable: boolean }[] = [];
     const uidMap = new Map<string, string>();
+    const inCall = new Set(objects.map((o) => o.sourceUid));
     try {
       await this.ensureNamespace(namespace);
-      // After a crash (ours or the sender's) the objects already received say which source they came from.
-      for (const o of await this.list(namespace)) {
-        const source = o.metadata.annotations?.[MOVE.sourceUid];
-        if (source && o.metadata.uid) uidMap.set(source, o.metadata.uid);
-      }
+      // Owners received before (an earlier batch, or before a crash, ours or the sender's) say which source
+      // they came from: each is read by name, which costs a request per owner, not a list of every kind.
+      await this.resolveOwners(namespace, objects.flatMap((o) => o.owners).filter((r) => !inCall.has(r.uid)), uidMap);
     } catch (e) {
       const error = classify(e, `prepare ${namespace}`);
       this.log.warn({ namespace, httpCode: error.httpCode, reason: error.reason }, 'cannot receive objects');
       return { mappings, errors: objects.map((o) => ({ sourceUid: o.sourceUid, message: error.message, retryable: error.retryable })) };
     }
     const failed = new Map<string, boolean>();
+    const results = new Map<string, { targetUid: string } | { message: string; retryable: boolean }>();
+    // In waves: an object goes once its owners in this call have gone (owners first, as given), and the
+    // objects of a wave, independent of each other, are created concurrently.
+    let pending = [...objects];
+    while (pending.length > 0) {
+      const waiting = new Set(pending.map((o) => o.sourceUid));
+      const ready = pending.filter((o) => !o.owners.some((r) => r.uid !== o.sourceUid && waiting.has(r.uid)));
+      // An ownership cycle (never from a well-formed graph) goes one at a time, in the order given.
+      const wave = ready.length > 0 ? ready : pending.slice(0, 1);
+      await inParallel(wave, CONCURRENCY, async (incoming) => {
+        const result = await this.receiveOne(namespace, incoming, { uidMap, failed }, options);
+        results.set(incoming.sourceUid, result);
+        if ('targetUid' in result) uidMap.set(incoming.sourceUid, result.targetUid);
+        else failed.set(incoming.sourceUid, result.retryable);
+      });
+      const done = new Set(wave.map((o) => o.sourceUid));
+      pending = pending.filter((o) => !done.has(o.sourceUid));
+    }
+    // Reported in the order given, whatever order the requests finished in.
     for (const incoming of objects) {
-      const result = await this.receiveOne(namespace, incoming, { uidMap, failed }, options);
-      if ('targetUid' in result) {
-        uidMap.set(incoming.sourceUid, result.targetUid);
-        mappings.push({ sourceUid: incoming.sourceUid, targetUid: result.targetUid });
-      } else {
-        failed.set(incoming.sourceUid, result.retryable);
-        errors.push({ sourceUid: incoming.sourceUid, message: result.message, retryable: result.retryable });
-      }
+      const result = results.get(incoming.sourceUid);
+      if (!result) continue;
+      if ('targetUid' in result) mappings.push({ sourceUid: incoming.sourceUid, targetUid: result.targetUid });
+      else errors.push({ sourceUid: incoming.sourceUid, message: result.message, retryable: result.retryable });
     }
     this.log.info({ namespace, received: mappings.length, failed: errors.length }, 'objects received');
     return { mappings, errors };
+  }
+
+  /** Maps owners received earlier (their `lattice.dev/source-uid`) to their uids here; owners not found stay unmapped. */
+  private async resolveOwners(namespace: string, owners: readonly OwnerRef[], uidMap: Map<string, string>): Promise<void> {
+    const distinct = [...new Map(owners.map((r) => [r.uid, r])).values()];
+    if (distinct.length === 0) return;
+    const kinds = await this.kinds();
+    await inParallel(distinct, CONCURRENCY, async (ref) => {
+      // Read at the version served here for the owner's group and kind (the sender's may differ).
+      const served = kinds.find((k) => k.kind === ref.kind && groupOfApiVersion(k.apiVersion) === groupOfApiVersion(ref.apiVersion));
+      if (!served) return;
+      const found = await this.read(served, ref.name, namespace);
+      if (found?.metadata.uid && found.metadata.annotations?.[MOVE.sourceUid] === ref.uid) uidMap.set(ref.uid, found.metadata.uid);
+    });
   }
 
   private async receiveOne(
@@ -413,32 +472,39 @@ class KubeMover implements Mover {
   }
 
   async pause(objects: readonly ListedObject[]): Promise<number> {
+    // A Cluster first, alone: paused, it stops its controllers from acting on the rest while they are paused.
+    const [clusters, rest] = splitClusters(objects.filter((o) => !isPaused(o)));
     let patched = 0;
-    for (const o of objects) if (!isPaused(o) && (await this.patch(o, pausePatch(o)))) patched += 1;
+    for (const o of clusters) if (await this.patch(o, pausePatch(o))) patched += 1;
+    patched += count(await inParallel(rest, CONCURRENCY, (o) => this.patch(o, pausePatch(o))));
     if (patched > 0) this.log.info({ patched }, 'objects paused');
     return patched;
   }
 
   async unpause(objects: readonly ListedObject[]): Promise<number> {
-    let patched = 0;
-    for (const o of objects) if (isPaused(o) && (await this.patch(o, unpausePatch(o)))) patched += 1;
+    // A Cluster last, alone: nothing is reconciled until everything it holds is unpaused (clusterLast).
+    const [clusters, rest] = splitClusters(objects.filter((o) => isPaused(o)));
+    let patched = count(await inParallel(rest, CONCURRENCY, (o) => this.patch(o, unpausePatch(o))));
+    for (const o of clusters) if (await this.patch(o, unpausePatch(o))) patched += 1;
     if (patched > 0) this.log.info({ patched }, 'objects unpaused');
     return patched;
   }
 
-  async remove(objects: readonly ListedObject[]): Promise<number> {
-    let existed = 0;
-    for (const o of objects) {
+  async remove(objects: readonly ListedObject[], options: { readonly concurrent?: boolean } = {}): Promise<number> {
+    const removeOne = async (o: ListedObject): Promise<boolean> => {
       // One patch: the annotation lets validating webhooks allow the delete (research/capi.md C.4 step 6), and
       // without finalizers the object goes at once instead of waiting for a (paused) controller.
-      if (!(await this.patch(o, { metadata: { annotations: { [MOVE.deleteForMove]: '' }, finalizers: null } }))) continue;
-      existed += 1;
+      if (!(await this.patch(o, { metadata: { annotations: { [MOVE.deleteForMove]: '' }, finalizers: null } }))) return false;
       try {
         await this.call(`delete ${describeObject(o)}`, () => this.objects.delete({ apiVersion: o.apiVersion ?? '', kind: o.kind ?? '', metadata: { name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) } }));
       } catch (e) {
         if (!(isMoverError(e, 404) && e.reason !== 'NotServed')) throw e;
       }
-    }
+      return true;
+    };
+    let existed = 0;
+    if (options.concurrent) existed = count(await inParallel(objects, CONCURRENCY, removeOne));
+    else for (const o of objects) if (await removeOne(o)) existed += 1;
     if (existed > 0) this.log.info({ deleted: existed }, 'objects deleted');
     return existed;
   }

@@ -66,11 +66,16 @@ export const waveOf = (o: KubernetesObject): number => {
 
 const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
   if (signal?.aborted) return reject(new Error('aborted'));
-  const t = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => {
+  const onAbort = () => {
     clearTimeout(t);
     reject(new Error('aborted'));
-  }, { once: true });
+  };
+  // The listener goes with the timer: a loop sleeping on one signal must not pile them up.
+  const t = setTimeout(() => {
+    signal?.removeEventListener('abort', onAbort);
+    resolve();
+  }, ms);
+  signal?.addEventListener('abort', onAbort, { once: true });
 });
 
 const asJson = (o: unknown): Obj => JSON.parse(JSON.stringify(o)) as Obj;
