@@ -208,6 +208,12 @@ describe('the API proxy', () => {
         s.resume();
       })));
       expect(statuses).toEqual(Array.from({ length: 10 }, () => 200));
+      // AND a body over the limit is refused on its stream, the connection going on
+      const upload = session.request({ ':path': `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, ':method': 'POST', authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+      const refused = new Promise<number>((resolve) => upload.on('response', (h) => resolve(Number(h[':status']))));
+      upload.on('error', () => undefined);
+      upload.end(Buffer.alloc(3.5 * 1024 * 1024, 'x'));
+      expect(await refused).toBe(413);
       // WHEN an object changes in the child THEN the watch on the same connection sees it
       await child.core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'over-h2' } } });
       await eventually(() => expect(events.join('')).toContain('"over-h2"'));
@@ -228,7 +234,7 @@ describe('the API proxy', () => {
     watch.resume();
     watch.on('error', () => undefined);
     const reset = new Promise<number>((resolve) => watch.on('close', () => resolve(watch.rstCode)));
-    await eventually(() => expect(executor.inFlight()).toBe(1));
+    await new Promise((resolve) => watch.on('response', resolve));
     // WHEN the agent stops
     await agent?.stop();
     agent = undefined;

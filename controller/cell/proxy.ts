@@ -106,9 +106,12 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
     const open = inFlight.get(cluster) ?? 0;
     if (open >= limits.maxInFlight) return refuse(429, 'TooManyRequests', `cluster ${cluster} has ${open} proxied requests in flight`, { 'retry-after': '1' });
 
+    // HTTP/1.1 closes the connection after a refused upload (the rest of the body would follow); HTTP/2 forbids
+    // the header and resets only the stream.
+    const closing: Record<string, string> = req.httpVersionMajor === 1 ? { connection: 'close' } : {};
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limits.maxRequestBodyBytes) {
-      refuse(413, 'RequestEntityTooLarge', `the request body is larger than ${limits.maxRequestBodyBytes} bytes`, { connection: 'close' });
+      refuse(413, 'RequestEntityTooLarge', `the request body is larger than ${limits.maxRequestBodyBytes} bytes`, closing);
       return void req.resume();
     }
 
@@ -132,7 +135,7 @@ export function createApiProxy(options: ApiProxyOptions): Handler {
       if (size > limits.maxRequestBodyBytes) {
         tooLarge = true;
         chunks.length = 0;
-        refuse(413, 'RequestEntityTooLarge', `the request body is larger than ${limits.maxRequestBodyBytes} bytes`, { connection: 'close' });
+        refuse(413, 'RequestEntityTooLarge', `the request body is larger than ${limits.maxRequestBodyBytes} bytes`, closing);
         return;
       }
       chunks.push(chunk);
