@@ -130,9 +130,10 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     childKubeConfig: (c) => children.get(c.name)?.sim.kc,
   });
   // Both engines install releases in the children with the registration's credentials: the child's API
-  // before a pivot, the cell's API proxy after it.
-  const flux = options.gitops === 'flux' ? new FluxSim({ kubeConfig: parent.kc, applyArtifacts: true, installReleases: {}, pollMs: options.argoPollMs ?? 20, log }) : undefined;
-  const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), installReleases: {}, pollMs: options.argoPollMs ?? 20 });
+  // before a pivot, the cell's API proxy after it. Re-checked every 5 s (self-heal), not every pass: a
+  // world of many clusters would otherwise spend its CPU on the checks.
+  const flux = options.gitops === 'flux' ? new FluxSim({ kubeConfig: parent.kc, applyArtifacts: true, installReleases: { resyncMs: 5000 }, pollMs: options.argoPollMs ?? 20, log }) : undefined;
+  const argo = new ArgoCdSim({ kubeConfig: parent.kc, health: withBuiltIns(checks), installReleases: { resyncMs: 5000 }, pollMs: options.argoPollMs ?? 20 });
   const tokens = stateSecretTokenStore({ kube: createKube(parent.kc, { fieldManager: 'lattice-cell' }) });
   let cell: Cell | undefined;
   const proxied = new Map<string, number>();
