@@ -1,4 +1,5 @@
 /** Files shipped with the package (crds/, templates/), found from wherever the code runs (dist/ or source). */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,14 +16,24 @@ export function packageRoot(): string {
   }
 }
 
-/** The parsed CustomResourceDefinitions of crds/, in file-name order. */
-export function loadCrds(root = packageRoot()): unknown[] {
+/** The YAML files of crds/ by file name, in file-name order. */
+export function loadCrdSources(root = packageRoot()): Map<string, string> {
   const dir = join(root, 'crds');
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml'))
-    .sort()
+  return new Map(readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+}
+
+/** sha256 over crds/' file names and contents: what precompiled validators were built from. */
+export function crdDigest(sources: ReadonlyMap<string, string>): string {
+  const hash = createHash('sha256');
+  for (const [name, text] of sources) hash.update(name).update('\0').update(text).update('\0');
+  return hash.digest('hex');
+}
+
+/** The parsed CustomResourceDefinitions of crds/, in file-name order. */
+export function loadCrds(root = packageRoot(), sources = loadCrdSources(root)): unknown[] {
+  return [...sources.values()]
     // Our own files: anchors are used on purpose (CRD schemas cannot $ref), so no alias limit here.
-    .map((f) => parse(readFileSync(join(dir, f), 'utf8'), { maxAliasCount: -1 }) as unknown)
+    .map((text) => parse(text, { maxAliasCount: -1 }) as unknown)
     // crds/ also holds the kustomization that installs them.
     .filter((doc) => typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'CustomResourceDefinition');
 }

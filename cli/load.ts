@@ -1,17 +1,22 @@
 /** Paths → validated spec set, shared by every command that reads specs (validate, render, cmp). */
+import { RE2JS } from '@bufbuild/re2';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { KUBERNETES_FORMATS } from '../core/spec/formats.js';
 import { fail, type Result } from '../core/spec/issues.js';
 import { DEFAULT_SOURCE_LIMITS } from '../core/spec/source.js';
-import { createSpecValidator, type SpecSet, type SpecValidator } from '../core/spec/validate.js';
-import { parse } from 'yaml';
+import { createSpecValidator, kindSchemas, type KindSchema, type SpecSet, type SpecValidator } from '../core/spec/validate.js';
 import { createRenderer, type Renderer } from '../core/render/render.js';
 import { parseVersions } from '../core/render/versions.js';
-import { loadCrds, loadTemplateSources } from './assets.js';
-import { readInputs } from './inputs.js';
+import { crdDigest, loadCrdSources, loadCrds, loadTemplateSources } from './assets.js';
+import { readInputs, type Inputs } from './inputs.js';
 
 let validator: SpecValidator | undefined;
 let renderer: Renderer | undefined;
 
-/** One renderer per process: templates/ is read and compiled once. */
+/** One renderer per process: templates/ is read once, each template compiled once. */
 export function specRenderer(): Renderer {
   if (renderer) return renderer;
   const templates = loadTemplateSources();
@@ -21,9 +26,47 @@ export function specRenderer(): Renderer {
   return renderer;
 }
 
-/** One validator per process: the CRD schemas are compiled once. */
+/** What scripts/precompile-validators.ts writes: the digest of its crds/, our kinds, and their validators. */
+interface PrecompiledModule {
+  readonly crdDigest: string;
+  readonly kinds: readonly { kind: string; namespaced: boolean; versions: string[] }[];
+  create(re2: typeof RE2JS, formats: typeof KUBERNETES_FORMATS): Record<string, KindSchema['versions'] extends ReadonlyMap<string, infer V> ? V : never>;
+}
+
+/** Beside dist/cli/ in a build; absent when running from the TypeScript sources. */
+const PRECOMPILED = fileURLToPath(new URL('../generated/spec-validators.cjs', import.meta.url));
+
+/** The precompiled validators, when built from exactly these crds/. */
+function precompiledKinds(sources: ReadonlyMap<string, string>): KindSchema[] | undefined {
+  if (!existsSync(PRECOMPILED)) return undefined;
+  const mod = createRequire(import.meta.url)(PRECOMPILED) as PrecompiledModule;
+  if (mod.crdDigest !== crdDigest(sources)) return undefined;
+  const validators = mod.create(RE2JS, KUBERNETES_FORMATS);
+  return mod.kinds.map((k) => ({
+    kind: k.kind,
+    namespaced: k.namespaced,
+    versions: new Map(k.versions.map((v) => {
+      const validate = validators[`${k.kind}/${v}`];
+      if (!validate) throw new Error(`${PRECOMPILED} has no validator for ${k.kind}/${v}: rebuild`);
+      return [v, validate];
+    })),
+  }));
+}
+
+/**
+ * Compiling from crds/ needs ajv's compiler, a large module: it is imported only when no precompiled
+ * validators match (running from sources, or crds/ changed since the build).
+ */
+const crdSources = loadCrdSources();
+const precompiled = precompiledKinds(crdSources);
+const openapi = precompiled ? undefined : await import('../core/spec/openapi.js');
+
+/** One validator per process: precompiled at build time, or the CRD schemas compiled once. */
 export function specValidator(): SpecValidator {
-  validator ??= createSpecValidator(loadCrds());
+  if (validator) return validator;
+  if (precompiled) return (validator = createSpecValidator(precompiled));
+  if (!openapi) throw new Error('unreachable: no precompiled validators and no compiler');
+  validator = createSpecValidator(kindSchemas(loadCrds(undefined, crdSources), openapi.ajvSchemaCompiler()));
   return validator;
 }
 
@@ -32,8 +75,8 @@ export interface LoadedSpecs {
   readonly fileCount: number;
 }
 
-export function loadSpecs(paths: readonly string[], cwd?: string): LoadedSpecs {
-  const inputs = readInputs(paths, { maxFileBytes: DEFAULT_SOURCE_LIMITS.maxFileBytes, ...(cwd ? { cwd } : {}) });
+/** Reads and validates the specs under `paths` (or validates `inputs` already read from them). */
+export function loadSpecs(paths: readonly string[], cwd?: string, inputs: Inputs = readInputs(paths, { maxFileBytes: DEFAULT_SOURCE_LIMITS.maxFileBytes, ...(cwd ? { cwd } : {}) })): LoadedSpecs {
   const result = specValidator().validate(inputs.files);
   if (inputs.issues.length === 0) return { result, fileCount: inputs.files.length };
   return { result: fail([...inputs.issues, ...(result.ok ? [] : result.issues)]), fileCount: inputs.files.length + inputs.issues.length };

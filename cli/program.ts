@@ -7,16 +7,33 @@ import { ExitCode, reportIssues, type OutputFormat, type Streams } from './repor
 import { loadSpecs, specRenderer } from './load.js';
 import { renderDocuments, writeClusterFiles, type RenderFormat } from './render.js';
 import { formatPlans, planSummaries } from './plan.js';
-import { registerCmpCommands } from '../plugin/commands.js';
-import { registerSimCommands } from './sim.js';
-import { registerAgentCommands } from '../agent/commands.js';
-import { registerSidecarCommands } from '../sidecar/commands.js';
-import { registerControllerCommands } from '../controller/commands.js';
-import { registerDemoCommand } from './demo.js';
 import { FLUX } from '../core/flavor/flux.js';
-import { renderFlux } from '../sidecar/render-flux.js';
 
-export function buildProgram(io: Streams, setExit: (code: number) => void): Command {
+type Registrar = (program: Command, io: Streams, setExit: (code: number) => void) => void;
+
+/**
+ * The subcommands that live in their own modules, imported only when they run: `cmp generate` is started
+ * by Argo CD for every uncached revision, and must not pay for loading the controller's Kubernetes
+ * client, gRPC and the simulators (DESIGN §2: built so cold start is fast).
+ */
+const REGISTRARS: Readonly<Record<string, () => Promise<Registrar>>> = {
+  cmp: async () => (await import('../plugin/commands.js')).registerCmpCommands,
+  sim: async () => (await import('./sim.js')).registerSimCommands,
+  agent: async () => (await import('../agent/commands.js')).registerAgentCommands,
+  sidecar: async () => (await import('../sidecar/commands.js')).registerSidecarCommands,
+  controller: async () => (await import('../controller/commands.js')).registerControllerCommands,
+  demo: async () => (await import('./demo.js')).registerDemoCommand,
+};
+
+/** The registrars `argv` needs: the named subcommand's, or all of them (help, or no or an unknown command). */
+async function registrarsFor(argv: readonly string[]): Promise<Registrar[]> {
+  const name = argv[0];
+  const names = name !== undefined && name in REGISTRARS ? [name] : Object.keys(REGISTRARS);
+  return Promise.all(names.map((n) => REGISTRARS[n]?.() ?? Promise.reject(new Error(`no registrar ${n}`))));
+}
+
+/** The program with the built-in commands and the given registrars (see `registrarsFor`). */
+export function buildProgram(io: Streams, setExit: (code: number) => void, registrars: readonly Registrar[] = []): Command {
   const program = new Command('lattice')
     .description('Expand LatticeCluster specs into Cluster API manifests and addons for Argo CD and Flux.')
     .configureOutput({ writeOut: (s) => io.stderr.write(s), writeErr: (s) => io.stderr.write(s) })
@@ -50,11 +67,12 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
     .addOption(new Option('--flavor <flavor>', 'plain: the Cluster API objects; flux: the Flux sidecar\'s artifacts, each document after a "# file: <artifact>/<path>" comment').choices(['plain', 'flux']).default('plain'))
     .option('--namespace <namespace>', 'flux: namespace of the Kustomizations, chart sources and HelmReleases', FLUX.namespace)
     .addOption(new Option('-o, --output <format>', 'error report format').choices(['human', 'json']).default('human'))
-    .action((paths: string[], opts: { format: RenderFormat; verify: boolean; output: OutputFormat; outDir?: string; flavor: 'plain' | 'flux'; namespace: string }) => {
+    .action(async (paths: string[], opts: { format: RenderFormat; verify: boolean; output: OutputFormat; outDir?: string; flavor: 'plain' | 'flux'; namespace: string }) => {
       const { result } = loadSpecs(paths);
       if (!result.ok) return setExit(reportIssues(result.issues, opts.output, io));
       const renderer = specRenderer();
       if (opts.flavor === 'flux') {
+        const { renderFlux } = await import('../sidecar/render-flux.js');
         return setExit(renderFlux(renderer, result.value, { format: opts.format, verify: opts.verify, flux: { namespace: opts.namespace }, ...(opts.outDir ? { outDir: opts.outDir } : {}) }, io));
       }
       const rendered = result.value.clusters.map((c) => ({ cluster: c.object.metadata.name, docs: renderer.renderCluster(c.object) }));
@@ -75,19 +93,14 @@ export function buildProgram(io: Streams, setExit: (code: number) => void): Comm
       setExit(ExitCode.OK);
     });
 
-  registerCmpCommands(program, io, setExit);
-  registerSimCommands(program, io, setExit);
-  registerAgentCommands(program, io, setExit);
-  registerSidecarCommands(program, io, setExit);
-  registerControllerCommands(program, io, setExit);
-  registerDemoCommand(program, io, setExit);
+  for (const register of registrars) register(program, io, setExit);
   return program;
 }
 
 /** Runs the CLI and resolves to the exit code. */
 export async function run(argv: readonly string[], io: Streams): Promise<number> {
   let code: number = ExitCode.OK;
-  const program = buildProgram(io, (c) => { code = c; });
+  const program = buildProgram(io, (c) => { code = c; }, await registrarsFor(argv));
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {

@@ -1,8 +1,12 @@
 /** `lattice cmp ...`: the commands plugin.yaml names. They read the app directory they are started in. */
 import type { Command } from 'commander';
-import { loadSpecs, specRenderer } from '../cli/load.js';
+import { loadSpecs, specRenderer, specValidator } from '../cli/load.js';
+import { readInputs } from '../cli/inputs.js';
+import { DEFAULT_SOURCE_LIMITS } from '../core/spec/source.js';
+import { Component } from '../core/flavor/argocd.js';
+import { generateInParallel, parallelSettings } from './parallel.js';
 import { ExitCode, reportIssues, type Streams } from '../cli/report.js';
-import { generateText, selectArgoCdObjects } from './generate.js';
+import { generateText, selectArgoCdObjects, selectClusters } from './generate.js';
 import { announcements, readCmpOptions, type Env } from './options.js';
 
 export interface CmpDeps {
@@ -18,7 +22,7 @@ export function registerCmpCommands(program: Command, io: Streams, setExit: (cod
   cmp
     .command('generate')
     .description('Print the Argo CD manifests of the LatticeClusters in the current directory.')
-    .action(() => {
+    .action(async () => {
       const { env, cwd } = deps();
       const renderer = specRenderer();
       const options = readCmpOptions(env, renderer.versions.addons.map((a) => a.id));
@@ -26,7 +30,27 @@ export function registerCmpCommands(program: Command, io: Streams, setExit: (cod
         for (const e of options.errors) io.stderr.write(`lattice cmp generate: ${e}\n`);
         return setExit(ExitCode.USAGE);
       }
-      const { result } = loadSpecs(['.'], cwd);
+      const inputs = readInputs(['.'], { maxFileBytes: DEFAULT_SOURCE_LIMITS.maxFileBytes, cwd });
+      const parallel = parallelSettings(env);
+      if (inputs.issues.length === 0 && options.value.component === Component.clusters && parallel.threads > 1 && inputs.files.length >= parallel.minFiles) {
+        const outcome = await generateInParallel(inputs.files, options.value, parallel, {
+          validator: specValidator(), renderer,
+          select: (specs) => {
+            const selection = selectClusters(renderer, specs, options.value);
+            if (!selection.ok) return undefined;
+            const { head, clusters, tail } = selection.value;
+            return { head: generateText(renderer, head), names: clusters, tail: generateText(renderer, tail), objects: head.length + tail.length };
+          },
+        });
+        if (outcome.kind === 'rendered') {
+          io.stdout.write(outcome.text);
+          io.stderr.write(`lattice cmp generate: ${outcome.clusters} cluster(s), ${outcome.objects} objects (component ${options.value.component}, ${outcome.threads} threads)\n`);
+          return setExit(ExitCode.OK);
+        }
+        // Anything to report (or a worker that failed): the one-thread path says it exactly.
+        if (outcome.failure) io.stderr.write(`lattice cmp generate: worker threads failed (${outcome.failure}); continuing on one thread\n`);
+      }
+      const { result } = loadSpecs(['.'], cwd, inputs);
       if (!result.ok) return setExit(reportIssues(result.issues, 'human', io));
       const selection = selectArgoCdObjects(renderer, result.value, options.value);
       if (!selection.ok) {

@@ -38,14 +38,24 @@ export function createTemplateEnvironment(sources: TemplateSources): TemplateEnv
   env.addFilter('block', yamlBlock);
   env.addFilter('nested', nestedYaml);
   const names = [...sources.keys()].filter((n) => n.endsWith('.njk')).sort();
-  const compiled = new Map(names.map((n) => [n, env.getTemplate(n, true)]));
+  // Compiled on first use and kept: a run touches only its providers' templates, and the plugin's cold
+  // start (one process per uncached revision in Argo CD) should not compile the rest.
+  const compiled = new Map<string, nunjucks.Template>();
+  const compiledTemplate = (name: string): nunjucks.Template | undefined => {
+    let t = compiled.get(name);
+    if (!t && sources.has(name) && name.endsWith('.njk')) {
+      t = env.getTemplate(name, true);
+      compiled.set(name, t);
+    }
+    return t;
+  };
   // A template's digest covers the partials it includes: changing a partial renames what it shapes.
   const partials = names.filter((n) => n.split('/').pop()?.startsWith('_')).map((n) => sources.get(n) ?? '').join('\n');
   const digests = new Map(names.map((n) => [n, createHash('sha256').update(sources.get(n) ?? '').update('\n').update(partials).digest('hex')]));
   return {
     templates: names,
     render(template, context) {
-      const t = compiled.get(template);
+      const t = compiledTemplate(template);
       if (!t) throw new Error(`template not found: ${template}`);
       return t.render(context as object);
     },

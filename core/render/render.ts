@@ -71,8 +71,24 @@ export function createRenderer(options: RendererOptions): Renderer {
  */
 function tidy(text: string): string {
   let out = '';
-  for (const line of text.split('\n')) if (line.trim() !== '') out += `${line}\n`;
+  let start = 0;
+  while (start < text.length) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 ? text.length : nl;
+    if (!isBlank(text, start, end)) out += `${text.slice(start, end)}\n`;
+    start = end + 1;
+  }
   return out;
+}
+
+/** Whether text[start, end) is empty or whitespace only (as `trim` sees it), without copying it first. */
+function isBlank(text: string, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && text.charCodeAt(i) === 32) i++;
+  if (i === end) return true;
+  const c = text.charCodeAt(i);
+  // Printable ASCII other than a space: certainly not blank. Anything else: ask `trim`.
+  return c > 32 && c < 127 ? false : text.slice(i, end).trim() === '';
 }
 
 /** Documents as one YAML stream, in the order given. */

@@ -8,14 +8,60 @@
 import { isRecord } from '../data.js';
 
 const YAML_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/g;
+const HAS_YAML_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/;
 
 function escapeUnsafe(json: string): string {
+  // Nearly every value is safe: test first rather than run a global replace over each one.
+  if (!HAS_YAML_UNSAFE.test(json)) return json;
   return json.replace(YAML_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Serializes plain data as canonical JSON; rejects what JSON cannot represent faithfully. */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(canonical(value));
+  return writeJson(value);
+}
+
+/** An array index as a property key: JavaScript orders such keys numerically ahead of all others. */
+const INDEX_KEY = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Canonical JSON written directly (sorted keys, undefined members dropped, non-finite numbers and
+ * non-data refused), without building the sorted copy first: rendering calls this for every value.
+ * Output is byte-identical to JSON.stringify of `canonical(value)`, which is kept for the rare object
+ * with index-like keys, whose order JSON.stringify takes from the object rather than from the sort.
+ */
+function writeJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`cannot render non-finite number ${value}`);
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + writeJson(value[i]);
+        return `${out}]`;
+      }
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).sort();
+      if (keys.some((k) => INDEX_KEY.test(k))) return JSON.stringify(canonical(value));
+      let out = '{';
+      let first = true;
+      for (const key of keys) {
+        const v = record[key];
+        if (v === undefined) continue;
+        out += `${first ? '' : ','}${JSON.stringify(key)}:${writeJson(v)}`;
+        first = false;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw new TypeError(`cannot render a ${typeof value}`);
+  }
 }
 
 function canonical(value: unknown): unknown {
@@ -36,10 +82,25 @@ function canonical(value: unknown): unknown {
   throw new TypeError(`cannot render a ${typeof value}`);
 }
 
+/**
+ * Rendered strings and keys, remembered: the same names, namespaces, versions and label keys recur in
+ * every cluster. Bounded, so a long-running sidecar or agent does not grow with every value it has seen.
+ */
+const MEMO_LIMIT = 20_000;
+const stringMemo = new Map<string, string>();
+const keyMemo = new Map<string, string>();
+
+function remember(memo: Map<string, string>, key: string, value: string): string {
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
 /** The template filter `y`: a YAML-safe rendering of any plain value. */
 export function yamlValue(value: unknown): string {
+  if (typeof value === 'string') return stringMemo.get(value) ?? remember(stringMemo, value, escapeUnsafe(JSON.stringify(value)));
   if (value === undefined) throw new TypeError('cannot render undefined: guard optional values with {% if %}');
-  return escapeUnsafe(canonicalJson(value));
+  return escapeUnsafe(writeJson(value));
 }
 
 /**
@@ -50,10 +111,14 @@ const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
 const YAML11_SPECIAL = /^(y|n|yes|no|on|off|true|false|null|[eE][-+]?[0-9_]+)$/i;
 
 function yamlKey(key: string): string {
-  return PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key);
+  return keyMemo.get(key) ?? remember(keyMemo, key, PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key));
 }
 
 const isMap = isRecord;
+
+/** Indentation strings by width, made once. */
+const pads: string[] = [];
+const padOf = (n: number): string => (pads[n] ??= ' '.repeat(n));
 
 /**
  * The template filter `block(indent)`: block-style YAML for nested data, placed right after a key
@@ -61,19 +126,25 @@ const isMap = isRecord;
  * through `yamlValue`, so the output is as injection-proof as `y`.
  */
 export function yamlBlock(value: unknown, indent: number): string {
-  const pad = ' '.repeat(indent);
   if (isMap(value)) {
     const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
     if (keys.length === 0) return ' {}';
-    return keys.map((k) => `\n${pad}${yamlKey(k)}:${yamlBlock(value[k], indent + 2)}`).join('');
+    const pad = padOf(indent);
+    let out = '';
+    for (const k of keys) out += `\n${pad}${yamlKey(k)}:${yamlBlock(value[k], indent + 2)}`;
+    return out;
   }
   if (Array.isArray(value)) {
     if (value.length === 0) return ' []';
-    return value.map((item) => {
+    const pad = padOf(indent);
+    const nested = `\n${pad}  `;
+    let out = '';
+    for (const item of value) {
       const inner = yamlBlock(item, indent + 2);
       // the first line of a nested map or list sits on the dash's line
-      return `\n${pad}-${inner.startsWith(`\n${pad}  `) ? ` ${inner.slice(indent + 3)}` : inner}`;
-    }).join('');
+      out += `\n${pad}-${inner.startsWith(nested) ? ` ${inner.slice(indent + 3)}` : inner}`;
+    }
+    return out;
   }
   return ` ${yamlValue(value)}`;
 }

@@ -9,9 +9,8 @@
  * `x-kubernetes-validations` (CEL) are not JSON Schema; core mirrors them in rules.ts and tests run the CEL.
  */
 import { RE2JS } from '@bufbuild/re2';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
-import { fullFormats } from 'ajv-formats/dist/formats.js';
+import { Ajv, _, type ValidateFunction } from 'ajv';
+import { CHECKED_FORMATS, KUBERNETES_FORMATS } from './formats.js';
 
 export type SchemaNode = Record<string, unknown>;
 
@@ -20,9 +19,6 @@ const PASSTHROUGH = [
   'type', 'enum', 'pattern', 'minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'maxItems',
   'uniqueItems', 'minProperties', 'maxProperties', 'multipleOf', 'default', 'description', 'required',
 ] as const;
-
-/** Formats the Kubernetes API server checks (apiextensions-apiserver's supported set, restricted to those we meet). */
-const CHECKED_FORMATS = new Set(['date-time', 'date', 'ipv4', 'ipv6', 'cidr', 'hostname', 'uri', 'uuid', 'email', 'byte']);
 
 export interface ConvertOptions {
   /** Reject fields the schema does not declare (strict field validation). @default true */
@@ -80,24 +76,14 @@ function convert(node: SchemaNode, strict: boolean, inJunctor: boolean): SchemaN
   return out;
 }
 
-/** `cidr` as the API server reads it: an IPv4 or IPv6 address, '/', and a prefix length in range. */
-function isCidr(value: string): boolean {
-  const slash = value.lastIndexOf('/');
-  if (slash < 0) return false;
-  const addr = value.slice(0, slash);
-  const bits = value.slice(slash + 1);
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(bits)) return false;
-  const n = Number(bits);
-  if (fullFormats.ipv4 instanceof RegExp && fullFormats.ipv4.test(addr)) return n <= 32;
-  if (fullFormats.ipv6 instanceof RegExp && fullFormats.ipv6.test(addr)) return n <= 128;
-  return false;
-}
-
 /** ajv's regex engine hook, answering with RE2 so `pattern` means what it means to the API server. */
 const re2Engine = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: 'RE2JS.compile' });
 
-/** A new ajv configured for Kubernetes schemas: all errors, defaults applied, Kubernetes formats. */
-export function createKubernetesAjv(): Ajv {
+/**
+ * A new ajv configured for Kubernetes schemas: all errors, defaults applied, Kubernetes formats. With
+ * `source`, it also keeps each validator's code for ajv's standalone output (build time only).
+ */
+export function createKubernetesAjv(options: { source?: boolean } = {}): Ajv {
   const ajv = new Ajv({
     allErrors: true,
     // parentSchema in errors: messages name the expected fields and use the schema's descriptions.
@@ -108,14 +94,19 @@ export function createKubernetesAjv(): Ajv {
     strictRequired: false,
     allowUnionTypes: true,
     logger: false,
-    code: { regExp: re2Engine },
+    code: { regExp: re2Engine, ...(options.source ? { source: true, formats: _`formats` } : {}) },
   });
-  addFormats.default(ajv, ['date-time', 'date', 'ipv4', 'ipv6', 'hostname', 'uri', 'uuid', 'email', 'byte']);
-  ajv.addFormat('cidr', { type: 'string', validate: isCidr });
+  for (const [name, format] of Object.entries(KUBERNETES_FORMATS)) ajv.addFormat(name, format);
   return ajv;
 }
 
 /** Compiles a structural schema into a validator that also applies the schema's defaults in place. */
 export function compileStructuralSchema(ajv: Ajv, schema: SchemaNode, options: ConvertOptions = {}): ValidateFunction {
   return ajv.compile(structuralToJsonSchema(schema, options));
+}
+
+/** A compiler over one new Kubernetes ajv: schemas are compiled when asked for. */
+export function ajvSchemaCompiler(options: ConvertOptions = {}): (schema: SchemaNode) => ValidateFunction {
+  const ajv = createKubernetesAjv();
+  return (schema) => compileStructuralSchema(ajv, schema, options);
 }

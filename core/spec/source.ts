@@ -104,6 +104,9 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
     strict: true,
   });
   const list = Array.isArray(docs) ? docs : [docs];
+  const mayHaveTags = text.includes('!');
+  // Only an alias (`*name`) can make data cyclic.
+  const mayHaveAliases = text.includes('*');
   const issues: Issue[] = [];
   const out: SourceDocument[] = [];
 
@@ -115,7 +118,8 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
       issues.push(at(dup ? IssueCode.YAML_DUPLICATE_KEY : IssueCode.YAML_SYNTAX, dup ? 'duplicate key in a mapping' : firstLine(err.message), pos.line, pos.col, { document: index }));
     }
     let unsupported = false;
-    visit(doc, {
+    // Only an explicit tag (`!!set`, `!<...>`) can name an unsupported type: no '!' in the text, no walk.
+    if (mayHaveTags) visit(doc, {
       Node(_key, node) {
         if (node.tag !== undefined && UNSUPPORTED_TAGS.has(node.tag)) {
           const pos = lineCounter.linePos(node.range?.[0] ?? 0);
@@ -139,7 +143,7 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
       throw e;
     }
     if (data === null || data === undefined) return;
-    if (isCyclic(data)) {
+    if (mayHaveAliases && isCyclic(data)) {
       const pos = firstAliasPosition(doc, lineCounter);
       issues.push(at(IssueCode.YAML_RECURSIVE_ALIAS, 'an alias refers to a node that contains it, which makes the data infinite', pos.line, pos.col, { document: index }));
       return;

@@ -7,7 +7,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { isRecord } from '../data.js';
 import { IssueCode, fail, ok, sortIssues, type Issue, type Result } from './issues.js';
 import type { InfraProvider, LatticeCluster } from './model.js';
-import { compileStructuralSchema, createKubernetesAjv, type SchemaNode } from './openapi.js';
+import type { SchemaNode } from './openapi.js';
 import { formatPath, fromJsonPointer, type Path } from './path.js';
 import { checkRules, configuredProviders, type Violation } from './rules.js';
 import { DEFAULT_SOURCE_LIMITS, parseSourceFile, type SourceDocument, type SourceFile, type SourceLimits } from './source.js';
@@ -44,15 +44,48 @@ export interface SpecSet {
   readonly others: readonly Located<KubernetesObject>[];
 }
 
-interface KindInfo {
+/** One of our kinds: its scope, and a validator (which also applies defaults) per served version. */
+export interface KindSchema {
   readonly kind: string;
   readonly namespaced: boolean;
   readonly versions: ReadonlyMap<string, ValidateFunction>;
 }
 
+type KindInfo = KindSchema;
+
+/**
+ * Turns a version's openAPIV3Schema into its validator: ajv compiling now (`ajvSchemaCompiler` in
+ * openapi.ts), or the validator precompiled for that kind and version at build time.
+ */
+export type SchemaCompiler = (schema: SchemaNode, key: { readonly kind: string; readonly version: string }) => ValidateFunction;
+
+/** An object one file holds, checked on its own (schema, defaults, rules), and where it came from. */
+export interface CheckedObject {
+  readonly origin: Origin;
+  readonly object: KubernetesObject;
+  /** One of our kinds (validated and defaulted), rather than an object passed through. */
+  readonly ours: boolean;
+}
+
+/** What checking some files on their own found: every per-file issue, or their objects in file order. */
+export interface FileChecks {
+  readonly issues: readonly Issue[];
+  readonly objects: readonly CheckedObject[];
+}
+
 export interface SpecValidator {
   /** Validates files together (cross-document checks included); never returns partial results. */
   validate(files: readonly SourceFile[]): Result<SpecSet>;
+  /**
+   * The per-file half of `validate`, so that parts of a large input can be checked in parallel.
+   * Positions are computed here; the documents stay behind.
+   */
+  checkFiles(files: readonly SourceFile[]): FileChecks;
+  /**
+   * The cross-document half over per-file checks of all the files, in file order: the spec set when
+   * nothing at all is wrong, else undefined, and `validate` over the same files gives the located report.
+   */
+  combine(checks: readonly FileChecks[]): SpecSet | undefined;
   /** The kinds this validator owns, for messages and classification. */
   readonly kinds: readonly string[];
 }
@@ -64,26 +97,85 @@ export interface SpecValidatorOptions {
 const isObj = isRecord;
 
 /**
- * Builds a validator from CustomResourceDefinition objects (the parsed files of crds/). The CRDs are the
- * one source of truth: nothing about our kinds' fields is written anywhere else.
+ * Our kinds in CustomResourceDefinition objects (the parsed files of crds/), each served version's schema
+ * handed to `compile`. The CRDs are the one source of truth: nothing about our kinds' fields is written
+ * anywhere else.
  */
-export function createSpecValidator(crds: readonly unknown[], options: SpecValidatorOptions = {}): SpecValidator {
-  const ajv = createKubernetesAjv();
-  const kinds = new Map<string, KindInfo>();
+export function kindSchemas(crds: readonly unknown[], compile: SchemaCompiler): KindSchema[] {
+  const kinds: KindSchema[] = [];
   for (const crd of crds) {
     if (!isObj(crd) || !isObj(crd.spec) || crd.spec.group !== LATTICE_GROUP) continue;
-    const names = crd.spec.names as { kind: string };
+    const kind = (crd.spec.names as { kind: string }).kind;
     const versions = new Map<string, ValidateFunction>();
     for (const v of (crd.spec.versions as { name: string; served: boolean; schema: { openAPIV3Schema: SchemaNode } }[]) ?? []) {
-      if (v.served) versions.set(v.name, compileStructuralSchema(ajv, v.schema.openAPIV3Schema));
+      if (v.served) versions.set(v.name, compile(v.schema.openAPIV3Schema, { kind, version: v.name }));
     }
-    kinds.set(names.kind, { kind: names.kind, namespaced: crd.spec.scope === 'Namespaced', versions });
+    kinds.push({ kind, namespaced: crd.spec.scope === 'Namespaced', versions });
   }
+  return kinds;
+}
+
+/** Builds a validator over our kinds (see `kindSchemas`). */
+export function createSpecValidator(schemas: readonly KindSchema[], options: SpecValidatorOptions = {}): SpecValidator {
+  const kinds = new Map<string, KindInfo>(schemas.map((k) => [k.kind, k]));
   const limits = options.limits ?? DEFAULT_SOURCE_LIMITS;
   return {
     kinds: [...kinds.keys()].sort(),
     validate: (files) => validateFiles(files, kinds, limits),
+    checkFiles: (files) => checkFiles(files, kinds, limits),
+    combine: (checks) => combine(checks),
   };
+}
+
+function checkFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, KindInfo>, limits: SourceLimits): FileChecks {
+  const issues: Issue[] = [];
+  const objects: CheckedObject[] = [];
+  for (const file of files) {
+    const parsed = parseSourceFile(file, limits);
+    if (!parsed.ok) {
+      issues.push(...parsed.issues);
+      continue;
+    }
+    for (const doc of parsed.value) {
+      const checked = checkDocument(doc, kinds);
+      issues.push(...checked.issues);
+      if (checked.object) objects.push({ origin: { file: doc.file, document: doc.index, line: doc.locate([]).line }, object: checked.object, ours: checked.ours });
+    }
+  }
+  return { issues, objects };
+}
+
+function combine(checks: readonly FileChecks[]): SpecSet | undefined {
+  if (checks.some((c) => c.issues.length > 0)) return undefined;
+  const clusters: Located<LatticeCluster>[] = [];
+  const infraProviders: Located<InfraProvider>[] = [];
+  const others: Located<KubernetesObject>[] = [];
+  const seen = new Set<string>();
+  for (const { origin, object, ours } of checks.flatMap((c) => c.objects)) {
+    const id = objectId(object);
+    if (id && seen.has(id)) return undefined;
+    if (id) seen.add(id);
+    classify({ origin, object }, ours, clusters, infraProviders, others);
+  }
+  if (clusters.some(({ object }) => providerTypeMismatch(object, infraProviders) !== undefined)) return undefined;
+  return sortedSpecSet(clusters, infraProviders, others);
+}
+
+/** Files an object among clusters, InfraProviders and the rest (objects that are not ours). */
+function classify(
+  located: Located<KubernetesObject>, ours: boolean,
+  clusters: Located<LatticeCluster>[], infraProviders: Located<InfraProvider>[], others: Located<KubernetesObject>[],
+): void {
+  const { origin, object } = located;
+  if (ours && object.kind === 'LatticeCluster') clusters.push({ origin, object: object as unknown as LatticeCluster });
+  else if (ours && object.kind === 'InfraProvider') infraProviders.push({ origin, object: object as unknown as InfraProvider });
+  else others.push(located);
+}
+
+function sortedSpecSet(clusters: Located<LatticeCluster>[], infraProviders: Located<InfraProvider>[], others: Located<KubernetesObject>[]): SpecSet {
+  const byName = <T extends { metadata: { name: string; namespace?: string } }>(a: Located<T>, b: Located<T>) =>
+    `${a.object.metadata.namespace ?? ''}/${a.object.metadata.name}` < `${b.object.metadata.namespace ?? ''}/${b.object.metadata.name}` ? -1 : 1;
+  return { clusters: clusters.sort(byName), infraProviders: infraProviders.sort(byName), others };
 }
 
 function validateFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, KindInfo>, limits: SourceLimits): Result<SpecSet> {
@@ -115,16 +207,12 @@ function validateFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, 
       } else if (id) {
         seen.set(id, { doc, object });
       }
-      if (checked.ours && object.kind === 'LatticeCluster') clusters.push({ origin, object: object as unknown as LatticeCluster });
-      else if (checked.ours && object.kind === 'InfraProvider') infraProviders.push({ origin, object: object as unknown as InfraProvider });
-      else others.push({ origin, object });
+      classify({ origin, object }, checked.ours, clusters, infraProviders, others);
     }
   }
   issues.push(...crossDocumentIssues(clusters, infraProviders, seen));
   if (issues.length > 0) return fail(sortIssues(issues));
-  const byName = <T extends { metadata: { name: string; namespace?: string } }>(a: Located<T>, b: Located<T>) =>
-    `${a.object.metadata.namespace ?? ''}/${a.object.metadata.name}` < `${b.object.metadata.namespace ?? ''}/${b.object.metadata.name}` ? -1 : 1;
-  return ok({ clusters: clusters.sort(byName), infraProviders: infraProviders.sort(byName), others });
+  return ok(sortedSpecSet(clusters, infraProviders, others));
 }
 
 function objectId(o: KubernetesObject): string | undefined {
@@ -200,21 +288,28 @@ function crossDocumentIssues(
 ): Issue[] {
   const issues: Issue[] = [];
   for (const { object } of clusters) {
-    const ref = object.spec?.providerRef;
-    const provider = providers.find((p) => p.object.metadata?.name === ref);
-    const configured = configuredProviders(object.spec);
-    const want = provider?.object.spec?.type;
-    if (!provider || !want || configured.length !== 1 || configured[0] === want) continue;
+    const mismatch = providerTypeMismatch(object, providers);
+    if (!mismatch) continue;
     const id = objectId(object as unknown as KubernetesObject);
     const entry = id ? seen.get(id) : undefined;
     if (!entry) continue;
     issues.push(issueAt(entry.doc, {
       code: IssueCode.PROVIDER_TYPE_MISMATCH, path: ['spec', 'providerRef'],
-      message: `InfraProvider "${ref}" is of type ${want}, but the cluster configures ${configured[0]}`,
-      expected: `provider.config.${want}`, found: `provider.config.${configured[0]}`,
+      message: `InfraProvider "${object.spec?.providerRef}" is of type ${mismatch.want}, but the cluster configures ${mismatch.configured}`,
+      expected: `provider.config.${mismatch.want}`, found: `provider.config.${mismatch.configured}`,
     }));
   }
   return issues;
+}
+
+/** The InfraProvider's type and the provider the cluster configures, when they differ. */
+function providerTypeMismatch(cluster: LatticeCluster, providers: readonly Located<InfraProvider>[]): { want: string; configured: string } | undefined {
+  const ref = cluster.spec?.providerRef;
+  const provider = providers.find((p) => p.object.metadata?.name === ref);
+  const configured = configuredProviders(cluster.spec);
+  const want = provider?.object.spec?.type;
+  if (!provider || !want || configured.length !== 1 || configured[0] === want) return undefined;
+  return { want, configured: configured[0] ?? '' };
 }
 
 /** A short, safe description of a value for "found" (never more than 80 characters). */

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { loadCrds } from '../../cli/assets.js';
 import { readInputs } from '../../cli/inputs.js';
 import type { LatticeCluster } from '../../core/spec/model.js';
-import type { SchemaNode } from '../../core/spec/openapi.js';
-import { createSpecValidator, type SpecValidator } from '../../core/spec/validate.js';
+import { createSpecValidator, kindSchemas, type SpecValidator } from '../../core/spec/validate.js';
+import { ajvSchemaCompiler, type SchemaNode } from '../../core/spec/openapi.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const SHARED = join(REPO, '..', 'shared');
@@ -13,7 +13,7 @@ export const CLI = join(REPO, 'dist', 'cli', 'main.js');
 
 let validator: SpecValidator | undefined;
 export function repoValidator(): SpecValidator {
-  validator ??= createSpecValidator(loadCrds(REPO));
+  validator ??= createSpecValidator(kindSchemas(loadCrds(REPO), ajvSchemaCompiler()));
   return validator;
 }
 
