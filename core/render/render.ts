@@ -69,16 +69,22 @@ export function createRenderer(options: RendererOptions): Renderer {
  * Drops the blank lines that template tags leave behind. Safe: scalars are JSON-escaped, so no value
  * spans lines and no blank line carries meaning.
  */
-function tidy(text: string): string {
+export function tidy(text: string): string {
+  // Copies runs of kept lines rather than line by line: most lines are kept.
   let out = '';
+  let run = 0;
   let start = 0;
   while (start < text.length) {
     const nl = text.indexOf('\n', start);
     const end = nl < 0 ? text.length : nl;
-    if (!isBlank(text, start, end)) out += `${text.slice(start, end)}\n`;
+    if (isBlank(text, start, end)) {
+      if (run < start) out += text.slice(run, start);
+      run = end + 1;
+    }
     start = end + 1;
   }
-  return out;
+  if (run < text.length) out += text.slice(run);
+  return out === '' || out.endsWith('\n') ? out : `${out}\n`;
 }
 
 /** Whether text[start, end) is empty or whitespace only (as `trim` sees it), without copying it first. */
