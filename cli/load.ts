@@ -9,6 +9,7 @@ import { fail, type Result } from '../core/spec/issues.js';
 import { DEFAULT_SOURCE_LIMITS } from '../core/spec/source.js';
 import { createSpecValidator, kindSchemas, type KindSchema, type SpecSet, type SpecValidator } from '../core/spec/validate.js';
 import { createRenderer, type Renderer } from '../core/render/render.js';
+import type { PrecompiledTemplates } from '../core/render/environment.js';
 import { parseVersions } from '../core/render/versions.js';
 import { crdDigest, loadCrdSources, loadCrds, loadTemplateSources } from './assets.js';
 import { readInputs, type Inputs } from './inputs.js';
@@ -22,11 +23,18 @@ export function specRenderer(): Renderer {
   const templates = loadTemplateSources();
   const versions = parseVersions(parse(templates.get('versions.yaml') ?? '') as unknown);
   if (!versions.ok) throw new Error(`templates/versions.yaml is invalid: ${versions.errors.join('; ')}`);
-  renderer = createRenderer({ templates, versions: versions.value });
+  const precompiled = precompiledTemplates();
+  renderer = createRenderer({ templates, versions: versions.value, ...(precompiled ? { precompiled } : {}) });
   return renderer;
 }
 
-/** What scripts/precompile-validators.ts writes: the digest of its crds/, our kinds, and their validators. */
+/** Templates compiled at build time (dist/generated/templates.cjs); the renderer checks their digest. */
+function precompiledTemplates(): PrecompiledTemplates | undefined {
+  const file = fileURLToPath(new URL('../generated/templates.cjs', import.meta.url));
+  return existsSync(file) ? (createRequire(import.meta.url)(file) as PrecompiledTemplates) : undefined;
+}
+
+/** What scripts/precompile.ts writes: the digest of its crds/, our kinds, and their validators. */
 interface PrecompiledModule {
   readonly crdDigest: string;
   readonly kinds: readonly { kind: string; namespaced: boolean; versions: string[] }[];

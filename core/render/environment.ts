@@ -1,6 +1,6 @@
 /**
- * The nunjucks environment: templates handed in as sources (core does no I/O), compiled once when the
- * environment is made, never per render. Values reach the output only through the `y` and `block` filters (and `nested`, for
+ * The nunjucks environment: templates handed in as sources (core does no I/O), each compiled once on
+ * first use (or precompiled at build time), never per render. Values reach the output only through the `y` and `block` filters (and `nested`, for
  * YAML another template rendered).
  */
 import { createHash } from 'node:crypto';
@@ -18,22 +18,59 @@ export interface TemplateEnvironment {
 /** Template sources by path; `.njk` files are templates, `_`-prefixed ones are partials. */
 export type TemplateSources = ReadonlyMap<string, string>;
 
+/**
+ * Templates compiled ahead of time (nunjucks' precompiled form: what compiling a source gives, by name),
+ * from `precompileTemplates` at build time. Used only for sources whose digest they were made from.
+ */
+export interface PrecompiledTemplates {
+  /** `templatesDigest` of the sources they were compiled from. */
+  readonly digest: string;
+  readonly templates: Readonly<Record<string, object>>;
+}
+
 class MemoryLoader {
-  constructor(private readonly sources: TemplateSources) {}
-  getSource(name: string): { src: string; path: string; noCache: boolean } {
+  constructor(private readonly sources: TemplateSources, private readonly precompiled: Readonly<Record<string, object>> = {}) {}
+  getSource(name: string): { src: string | { type: 'code'; obj: object }; path: string; noCache: boolean } {
     const src = this.sources.get(name);
     if (src === undefined) throw new Error(`template not found: ${name}`);
-    return { src, path: name, noCache: false };
+    const obj = this.precompiled[name];
+    return { src: obj ? { type: 'code', obj } : src, path: name, noCache: false };
   }
 }
 
-export function createTemplateEnvironment(sources: TemplateSources): TemplateEnvironment {
-  const env = new nunjucks.Environment(new MemoryLoader(sources) as unknown as nunjucks.ILoader, {
-    autoescape: false,
-    throwOnUndefined: true,
-    trimBlocks: true,
-    lstripBlocks: true,
-  });
+/** The options templates are compiled and rendered with; precompiled code must be made with the same. */
+const ENVIRONMENT_OPTIONS: nunjucks.ConfigureOptions = {
+  autoescape: false,
+  throwOnUndefined: true,
+  trimBlocks: true,
+  lstripBlocks: true,
+};
+
+/** sha256 over every template's path and source: what precompiled templates must have been made from. */
+export function templatesDigest(sources: TemplateSources): string {
+  const hash = createHash('sha256');
+  for (const name of [...sources.keys()].sort()) hash.update(name).update('\0').update(sources.get(name) ?? '').update('\0');
+  return hash.digest('hex');
+}
+
+/**
+ * Each `.njk` source compiled to nunjucks' precompiled code: the body of a function returning the
+ * template's render functions (build time: scripts/precompile.ts writes them into a module).
+ */
+export function precompileTemplates(sources: TemplateSources): Map<string, string> {
+  const env = new nunjucks.Environment([], ENVIRONMENT_OPTIONS);
+  const out = new Map<string, string>();
+  for (const name of [...sources.keys()].filter((n) => n.endsWith('.njk')).sort()) {
+    // The wrapper is handed the list of compiled templates (one here), though the types say one object.
+    const wrapper = (templates: unknown) => (templates as { template: string }[])[0]?.template ?? '';
+    out.set(name, nunjucks.precompileString(sources.get(name) ?? '', { name, env, wrapper }));
+  }
+  return out;
+}
+
+export function createTemplateEnvironment(sources: TemplateSources, precompiled?: PrecompiledTemplates): TemplateEnvironment {
+  const usable = precompiled && precompiled.digest === templatesDigest(sources) ? precompiled.templates : undefined;
+  const env = new nunjucks.Environment(new MemoryLoader(sources, usable) as unknown as nunjucks.ILoader, ENVIRONMENT_OPTIONS);
   env.addFilter('y', yamlValue);
   env.addFilter('block', yamlBlock);
   env.addFilter('nested', nestedYaml);

@@ -5,7 +5,7 @@
 import { planAddons, type AddonOverrides, type PlannedAddon } from '../plan/addons.js';
 import type { Stage } from '../plan/stages.js';
 import type { LatticeCluster } from '../spec/model.js';
-import { createTemplateEnvironment, type TemplateEnvironment, type TemplateSources } from './environment.js';
+import { createTemplateEnvironment, type PrecompiledTemplates, type TemplateEnvironment, type TemplateSources } from './environment.js';
 import { planCluster, type ClusterPlan, type PlannedObject } from './plan.js';
 import { RenderedYaml } from './scalar.js';
 import type { Versions } from './versions.js';
@@ -36,11 +36,13 @@ export interface Renderer {
 export interface RendererOptions {
   readonly templates: TemplateSources;
   readonly versions: Versions;
+  /** Templates compiled at build time; ignored unless made from exactly these sources. */
+  readonly precompiled?: PrecompiledTemplates;
 }
 
 /** Builds a renderer; templates are compiled here, once. */
 export function createRenderer(options: RendererOptions): Renderer {
-  const env: TemplateEnvironment = createTemplateEnvironment(options.templates);
+  const env: TemplateEnvironment = createTemplateEnvironment(options.templates, options.precompiled);
   const planOptions = { versions: options.versions, templateDigest: (t: string) => env.digest(t) };
   const renderObjects = (objects: readonly PlannedObject[]): RenderedDocument[] => objects.map((o) => ({
     stage: o.stage,

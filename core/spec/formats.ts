@@ -1,6 +1,6 @@
 /**
  * The string formats Kubernetes checks, as ajv format definitions. Kept apart from openapi.ts so that
- * precompiled validators (scripts/precompile-validators.ts) run without loading ajv itself.
+ * precompiled validators (scripts/precompile.ts) run without loading ajv itself.
  */
 import type { Format } from 'ajv';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
@@ -23,7 +23,7 @@ function isCidr(value: string): boolean {
 
 /**
  * The formats checked, by name, in ajv-formats' shapes plus `cidr`. Precompiled validators
- * (scripts/precompile-validators.ts) reach these through the names `formats` and `RE2JS`, which their
+ * (scripts/precompile.ts) reach these through the names `formats` and `RE2JS`, which their
  * module's factory takes as arguments (see `PRECOMPILED_FREE_NAMES`).
  */
 export const KUBERNETES_FORMATS: Readonly<Record<string, Format>> = {
