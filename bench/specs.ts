@@ -26,10 +26,12 @@ function exampleSpecs(): Spec[] {
       const first = Object.values(spec.spec.nodes.workerPools)[0] ?? {};
       // Keep the provider's instance type shape; fixed replicas so the pools are plain MachineDeployments.
       const { min: _min, max: _max, ...base } = first;
+      // Copies, not shared objects: yaml's stringify writes a shared object once with an anchor and then
+      // aliases, which hand-written specs rarely have.
       spec.spec.nodes.workerPools = {
-        general: { ...base, replicas: 3 },
-        batch: { ...base, replicas: 2, labels: { 'workload.example.com/tier': 'batch' } },
-        edge: { ...base, replicas: 1, taints: [{ key: 'edge', value: 'true', effect: 'NoSchedule' }] },
+        general: { ...structuredClone(base), replicas: 3 },
+        batch: { ...structuredClone(base), replicas: 2, labels: { 'workload.example.com/tier': 'batch' } },
+        edge: { ...structuredClone(base), replicas: 1, taints: [{ key: 'edge', value: 'true', effect: 'NoSchedule' }] },
       };
       return spec;
     });
@@ -43,7 +45,7 @@ export function generatedSpecFiles(count: number): Map<string, string> {
     const base = bases[i % bases.length];
     if (!base) throw new Error('no examples to generate from');
     const name = `c${String(i).padStart(5, '0')}`;
-    files.set(`${name}.yaml`, stringify({ ...base, metadata: { ...base.metadata, name } }));
+    files.set(`${name}.yaml`, stringify(structuredClone({ ...base, metadata: { ...base.metadata, name } })));
   }
   return files;
 }
