@@ -329,17 +329,35 @@ async function guardNamespace(ctx: Ctx, deps: ReconcileDeps, value: string | nul
 /** Makes the objects inert shadows: paused, finalizers stripped, annotated with where they live now. */
 async function shadow(ctx: Ctx, deps: ReconcileDeps, batches: readonly (readonly MoveNode[])[]): Promise<void> {
   const mover = moverOf(deps);
-  for (const n of batches.flat()) {
+  const pending = batches.flat().filter((n) => {
     const o = n.object;
-    const marked = o.metadata.annotations?.[MOVE.pivotedTo] === ctx.name && isPaused(o) && (o.metadata.finalizers ?? []).length === 0;
-    if (marked) continue;
-    await checkpoint(deps, ctx, 'pivot:shadow');
-    const patch: Record<string, unknown> = {
-      metadata: { finalizers: null, annotations: { [MOVE.pivotedTo]: ctx.name, ...(isCapiCluster(o) ? {} : { [MOVE.paused]: '' }) } },
-      ...(isCapiCluster(o) ? { spec: { paused: true } } : {}),
-    };
-    await guarded(`shadowing ${n.kind} ${ctx.namespace}/${n.name}`, () => mover.patch(o, patch));
+    return !(o.metadata.annotations?.[MOVE.pivotedTo] === ctx.name && isPaused(o) && (o.metadata.finalizers ?? []).length === 0);
+  });
+  // Every object is already paused and each patch stands alone (shadowing is idempotent), so they go out
+  // SHADOW_CONCURRENCY at a time; a checkpoint still precedes each one.
+  for (let i = 0; i < pending.length; i += SHADOW_CONCURRENCY) {
+    const writes: Promise<unknown>[] = [];
+    for (const n of pending.slice(i, i + SHADOW_CONCURRENCY)) {
+      const o = n.object;
+      await checkpoint(deps, ctx, 'pivot:shadow');
+      const patch: Record<string, unknown> = {
+        metadata: { finalizers: null, annotations: { [MOVE.pivotedTo]: ctx.name, ...(isCapiCluster(o) ? {} : { [MOVE.paused]: '' }) } },
+        ...(isCapiCluster(o) ? { spec: { paused: true } } : {}),
+      };
+      writes.push(guarded(`shadowing ${n.kind} ${ctx.namespace}/${n.name}`, () => mover.patch(o, patch)));
+    }
+    await settleAll(writes);
   }
+}
+
+/** Shadow patches in flight at once (as many as the mover writes concurrently). */
+const SHADOW_CONCURRENCY = 8;
+
+/** Waits for every write, then fails with the first failure: none is left running behind an error. */
+async function settleAll(writes: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(writes);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
