@@ -4,7 +4,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { LatticeError, stalling, transient, waiting } from '../core/errors.js';
-import { createSidecarApp, httpError, tokenMatches } from './app.js';
+import { createSidecarApp, createSidecarHandler, httpError, tokenMatches } from './app.js';
 import { packArtifact } from './archive.js';
 import { createSidecarMetrics } from './metrics.js';
 import { ArtifactStore, type StoredArtifact } from './store.js';
@@ -204,5 +204,48 @@ describe('error translation', () => {
     expect(tokenMatches('abc', 'abc')).toBe(true);
     expect(tokenMatches('abcd', 'abc')).toBe(false);
     expect(tokenMatches(undefined, 'abc')).toBe(false);
+  });
+});
+
+describe('the server\'s handler (the app behind a shortcut for plain artifact reads)', () => {
+  const handler = createSidecarHandler({ store, metrics, log, isReady: () => ready, hookToken: token, onHook: () => hooks++, onMiss: async () => void misses++ });
+  const binary: Extract<Parameters<request.Test['parse']>[0], (res: never, cb: never) => void> = (r, cb) => {
+    const chunks: Buffer[] = [];
+    r.on('data', (c: Buffer) => chunks.push(c));
+    r.on('end', () => cb(null, Buffer.concat(chunks)));
+  };
+
+  it('answers a GET and a HEAD of an artifact exactly as the app does', async () => {
+    // WHEN the same artifact is read through the handler and through the app
+    const [fast, slow] = await Promise.all([request(handler).get(url()).buffer(true).parse(binary), request(app).get(url()).buffer(true).parse(binary)]);
+    // THEN status, body and the headers that matter are the same
+    expect(fast.status).toBe(200);
+    expect((fast.body as Buffer).equals(bytes)).toBe(true);
+    for (const h of ['etag', 'cache-control', 'content-type', 'content-length']) expect(fast.headers[h], h).toBe(slow.headers[h]);
+    const head = await request(handler).head(url());
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe(String(bytes.length));
+    expect(head.text ?? '').toBe('');
+  });
+
+  it('leaves conditional requests, queries, misses, bad paths, other methods and other endpoints to the app', async () => {
+    expect((await request(handler).get(url()).set('If-None-Match', `"sha256:${artifact.hex}"`)).status).toBe(304);
+    expect((await request(handler).get(`${url()}?x=1`).buffer(true).parse(binary)).status).toBe(200);
+    const before = misses;
+    expect((await request(handler).get(`/artifacts/lattice-cluster-dev/${'0'.repeat(64)}.tar.gz`)).body.error.code).toBe('ArtifactNotFound');
+    expect(misses).toBe(before + 1);
+    expect((await request(handler).get('/artifacts/../../etc/passwd')).status).toBe(400);
+    expect((await request(handler).delete(url())).status).toBe(405);
+    expect((await request(handler).get('/healthz')).body).toEqual({ status: 'ok' });
+    expect((await request(handler).get(`/artifacts/lattice-cluster-dev/${artifact.hex}.tar.gz${'x'.repeat(1100)}`)).status).toBe(414);
+  });
+
+  it('serves from the file when the store has no bytes in memory', async () => {
+    // GIVEN a lookup that only knows files (what ArtifactLookup requires)
+    const filesOnly = createSidecarHandler({ store: { get: (n, h) => store.get(n, h), file: (a) => store.file(a) }, metrics, log, isReady: () => true });
+    // THEN the app streams the file
+    const res = await request(filesOnly).get(url()).buffer(true).parse(binary);
+    expect(res.status).toBe(200);
+    expect((res.body as Buffer).equals(bytes)).toBe(true);
   });
 });

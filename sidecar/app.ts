@@ -10,9 +10,16 @@
  *
  * Request paths are matched against strict patterns on the raw (undecoded) path; a file path is only
  * ever taken from the store's own entry, never built from the request. Errors are JSON, without stack traces.
+ *
+ * `createSidecarHandler` puts one shortcut in front of the express app: a plain GET or HEAD of an artifact
+ * this replica holds is answered straight from memory with headers prepared once per artifact. That is
+ * every request Flux makes, and express's per-request routing and header handling cost more than the
+ * response itself (bench/sidecar.ts). Anything else (conditional requests, queries, misses, errors, every
+ * other path) goes to the app, which stays the one definition of the behaviour.
  */
 import { createReadStream } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -24,6 +31,8 @@ import type { StoredArtifact } from './store.js';
 export interface ArtifactLookup {
   get(name: string, hex: string): StoredArtifact | undefined;
   file(artifact: StoredArtifact): string;
+  /** The bytes, when held in memory (then served without reading the file). */
+  body?(artifact: StoredArtifact): Buffer | undefined;
 }
 
 export interface SidecarAppDeps {
@@ -111,7 +120,9 @@ export function createSidecarApp(deps: SidecarAppDeps): express.Express {
         return;
       }
       res.status(200);
-      await pipeline(createReadStream(deps.store.file(artifact)), res);
+      const body = deps.store.body?.(artifact);
+      if (body) res.end(body);
+      else await pipeline(createReadStream(deps.store.file(artifact)), res);
     })().catch((e: unknown) => {
       if (res.headersSent) {
         deps.log.warn({ artifact: name, err: (e as Error).message }, 'artifact response failed');
@@ -155,4 +166,47 @@ export function createSidecarApp(deps: SidecarAppDeps): express.Express {
     res.status(status).json(body);
   });
   return app;
+}
+
+/**
+ * The headers of a 200 for an artifact, what the app's artifact route sets, prepared once as the flat
+ * name/value list `writeHead` takes as is.
+ */
+function artifactHeaders(artifact: StoredArtifact): string[] {
+  return ['ETag', `"sha256:${artifact.hex}"`, 'Cache-Control', IMMUTABLE, 'Content-Type', 'application/gzip', 'Content-Length', String(artifact.size)];
+}
+
+/** Whether a request has an If-None-Match header, read from the raw list: `req.headers` is built on first use. */
+function hasIfNoneMatch(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    if (name.length === 13 && name.toLowerCase() === 'if-none-match') return true;
+  }
+  return false;
+}
+
+/**
+ * The request listener the server runs: the app, behind a shortcut for plain artifact reads (see the
+ * module comment). The shortcut answers only what the app would answer the same way: GET or HEAD, a URL
+ * that is exactly an artifact path (no query), no If-None-Match, and bytes in memory.
+ */
+export function createSidecarHandler(deps: SidecarAppDeps): RequestListener {
+  const app = createSidecarApp(deps);
+  const headers = new WeakMap<StoredArtifact, string[]>();
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '';
+    if ((req.method === 'GET' || req.method === 'HEAD') && url.length <= MAX_URL && !hasIfNoneMatch(req.rawHeaders)) {
+      const m = ARTIFACT_PATH.exec(url);
+      const artifact = m?.[1] && m[2] ? deps.store.get(m[1], m[2]) : undefined;
+      const body = artifact ? deps.store.body?.(artifact) : undefined;
+      if (artifact && body) {
+        let h = headers.get(artifact);
+        if (!h) headers.set(artifact, (h = artifactHeaders(artifact)));
+        res.writeHead(200, h);
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+    }
+    void app(req, res);
+  };
 }

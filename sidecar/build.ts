@@ -1,6 +1,8 @@
 /**
  * One snapshot in, the artifacts out: specs validated (all or nothing, as everywhere), the Flux flavor
  * rendered, each artifact packed deterministically. No I/O beyond reading the snapshot's spec files.
+ * The running sidecar builds with IncrementalBuilder (incremental.ts), which gives exactly this result
+ * doing only what changed since the last good commit; this is the reference it is tested against.
  */
 import { loadSpecs } from '../cli/load.js';
 import type { FluxOptions } from '../core/flavor/flux.js';

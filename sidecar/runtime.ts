@@ -10,7 +10,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { specRenderer } from '../cli/load.js';
 import { LeaderElector } from '../kube/leader.js';
-import { createSidecarApp } from './app.js';
+import { createSidecarHandler } from './app.js';
 import type { SidecarConfig } from './config.js';
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
 import { ExternalArtifactWriter } from './publisher.js';
@@ -83,14 +83,14 @@ export async function startSidecar(config: SidecarConfig, deps: RuntimeDeps): Pr
     });
   }
 
-  const app = createSidecarApp({
+  const handler = createSidecarHandler({
     store, metrics, log, isReady: () => sidecar.isReady,
     ...(config.hookToken !== undefined ? { hookToken: config.hookToken } : {}),
     onHook: () => sidecar.trigger(),
     onMiss: () => sidecar.refreshForMiss(),
   });
   // Bounded headers and slow-client timeouts: oversized or dribbled requests never tie the server up.
-  const server: Server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, app);
+  const server: Server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host || undefined, () => resolve());

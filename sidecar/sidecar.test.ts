@@ -29,19 +29,21 @@ class ScriptedSource implements Source {
 
 async function loop(source: Source, extra: Partial<SidecarOptions> = {}) {
   const published: PublishState[] = [];
+  const full: boolean[] = [];
   const store = new ArtifactStore({ dir: join(tmp.dir, String(Math.random()).slice(2)), graceMs: 0, now: () => 0, log: memoryLogger().log });
   await store.init();
   const sidecar = new Sidecar({
     source, store, renderer: specRenderer(), path: 'examples/clusters', flux: { namespace: 'flux-system' }, advertiseUrl: 'http://sidecar', pollIntervalMs: 3_600_000,
     writer: {
-      publish: async (s) => {
+      publish: async (s, options) => {
         published.push(s);
+        full.push(options?.full ?? false);
         return { created: 0, updated: 0, statusWrites: 0, deleted: 0 };
       },
     },
     metrics: createSidecarMetrics(), log: memoryLogger().log, ...extra,
   });
-  return { sidecar, published, store };
+  return { sidecar, published, store, full };
 }
 
 describe('Sidecar loop', () => {
@@ -117,6 +119,41 @@ describe('Sidecar loop', () => {
     leader = true;
     await sidecar.refresh();
     expect(published).toHaveLength(1);
+  });
+
+  it('asks the writer to reconcile everything first, after a failed publish and after not leading', async () => {
+    // GIVEN a writer that fails once, and a Lease that is lost for a while
+    let leader = true;
+    let failNext = false;
+    const { sidecar, full } = await loop(new ScriptedSource(() => snapshot('f'.repeat(40))), { isLeader: () => leader });
+    const asked: boolean[] = [];
+    const { sidecar: failing } = await loop(new ScriptedSource(() => snapshot('f'.repeat(40))), {
+      writer: {
+        publish: async (_s, options) => {
+          asked.push(options?.full ?? false);
+          if (failNext) throw new Error('conflict');
+          return { created: 0, updated: 0, statusWrites: 0, deleted: 0 };
+        },
+      },
+    });
+    // WHEN it publishes, loses and regains the Lease
+    await sidecar.refresh();
+    await sidecar.refresh();
+    leader = false;
+    await sidecar.refresh();
+    leader = true;
+    await sidecar.refresh();
+    await sidecar.refresh();
+    // THEN the first publish and the first one after leading again are full, the others may be partial
+    expect(full).toEqual([true, false, true, false]);
+    // AND after a failed publish, the next one is full
+    await failing.refresh();
+    failNext = true;
+    await failing.refresh();
+    failNext = false;
+    await failing.refresh();
+    await failing.refresh();
+    expect(asked).toEqual([true, false, true, false]);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
- * The sidecar's reconcile loop: sync the source, render the commit it points at (once per commit), store
- * the artifacts, publish their ExternalArtifacts (the Lease holder only), collect superseded artifacts.
+ * The sidecar's reconcile loop: sync the source, render the commit it points at (once per commit, only
+ * what changed since the last good one: incremental.ts), store the artifacts, publish their
+ * ExternalArtifacts (the Lease holder only), collect superseded artifacts.
  * Every replica renders, so every replica serves every URL: the bytes are deterministic.
  *
  * Failures by kind (core/errors.ts): a source that cannot be fetched is transient (next poll retries);
@@ -14,7 +15,8 @@ import type { FluxOptions } from '../core/flavor/flux.js';
 import { INDEX_ARTIFACT } from '../core/flavor/flux.js';
 import type { Renderer } from '../core/render/render.js';
 import { formatIssue, sortIssues, type Issue } from '../core/spec/issues.js';
-import { buildArtifacts, type BuildResult } from './build.js';
+import type { BuildResult } from './build.js';
+import { IncrementalBuilder, type BuildStats } from './incremental.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { PublishResult, PublishState, PublishedArtifact } from './publisher.js';
 import { redact, type Source } from './source.js';
@@ -32,7 +34,8 @@ export interface SidecarOptions {
   readonly pollIntervalMs: number;
   /** Publish an index without clusters (Flux would then prune every cluster's Kustomizations). */
   readonly allowEmpty?: boolean;
-  readonly writer?: { publish(state: PublishState): Promise<PublishResult> };
+  /** `full`: list and reconcile every ExternalArtifact (else the writer may touch only what changed). */
+  readonly writer?: { publish(state: PublishState, options?: { full?: boolean }): Promise<PublishResult> };
   /** Whether this replica holds the Lease; only the holder writes. @default () => true */
   readonly isLeader?: () => boolean;
   readonly indexSource?: { readonly namespace: string; readonly name: string };
@@ -44,6 +47,10 @@ export interface SidecarOptions {
   readonly missWaitMs?: number;
   /** Clock for the last-success metric. @default () => new Date() */
   readonly now?: () => Date;
+  /**
+   * Builds a snapshot. @default an IncrementalBuilder: only what changed since the last good commit is
+   * validated, rendered and packed, with the same result as buildArtifacts (sidecar/incremental.ts).
+   */
   readonly build?: (renderer: Renderer, dir: string, path: string, options: FluxOptions) => BuildResult;
 }
 
@@ -73,8 +80,13 @@ export class Sidecar {
   private wake?: () => void;
   private loop?: Promise<void>;
   private lastMissRefresh = Number.NEGATIVE_INFINITY;
+  /** Whether the next publish must reconcile everything: at first, after a failed one, after not leading. */
+  private publishAll = true;
+  private readonly builder: IncrementalBuilder;
 
-  constructor(private readonly options: SidecarOptions) {}
+  constructor(private readonly options: SidecarOptions) {
+    this.builder = new IncrementalBuilder(options.renderer, options.flux);
+  }
 
   /** True after the first good render. */
   get isReady(): boolean {
@@ -152,6 +164,7 @@ export class Sidecar {
 
   private async cycle(): Promise<void> {
     const { source, log, metrics } = this.options;
+    const started = performance.now();
     let snapshot;
     try {
       snapshot = await source.sync();
@@ -164,18 +177,31 @@ export class Sidecar {
       await this.publish();
       return;
     }
-    if (snapshot.revision !== this.builtRevision) await this.build(snapshot);
+    const synced = performance.now();
+    const fresh = snapshot.revision !== this.builtRevision;
+    if (fresh) await this.build(snapshot);
+    const built = performance.now();
     const removed = await this.options.store.collect();
     if (removed > 0) log.info({ removed }, 'superseded artifacts collected');
     await this.publish();
+    // Where a cycle's time goes (bench/sidecar.ts reads it): fetch, build, then collect and publish.
+    const ms = (from: number, to: number) => Math.round(to - from);
+    log.debug({ revision: snapshot.revision, built: fresh, syncMs: ms(started, synced), buildMs: ms(synced, built), publishMs: ms(built, performance.now()) }, 'cycle finished');
   }
 
   private async build(snapshot: { dir: string; branch: string; revision: string }): Promise<void> {
     const { log, metrics, store } = this.options;
     const started = performance.now();
     let result: BuildResult;
+    let stats: BuildStats | undefined;
     try {
-      result = (this.options.build ?? buildArtifacts)(this.options.renderer, snapshot.dir, this.options.path, this.options.flux);
+      if (this.options.build) {
+        result = this.options.build(this.options.renderer, snapshot.dir, this.options.path, this.options.flux);
+      } else {
+        const built = this.builder.build(snapshot.dir, this.options.path);
+        ({ stats } = built);
+        result = built;
+      }
     } catch (e) {
       // A bug, not the user's input: transient, retried on the next cycle (builtRevision stays).
       const err = asLatticeError(e, 'RenderFailed');
@@ -206,7 +232,8 @@ export class Sidecar {
     }
     const published: PublishedArtifact[] = [];
     for (const a of result.artifacts) {
-      const stored = await store.put(a.name, a.bytes);
+      // Unchanged artifacts are stored already: no hashing or writing again.
+      const stored = store.get(a.name, a.hex) ?? await store.put(a.name, a.bytes);
       published.push({
         name: a.name, ...(a.cluster !== undefined ? { cluster: a.cluster } : {}), hex: stored.hex, size: stored.size, path: stored.path,
         url: `${this.options.advertiseUrl}/artifacts/${stored.name}/${stored.hex}.tar.gz`,
@@ -215,7 +242,8 @@ export class Sidecar {
       });
     }
     store.setCurrent(published);
-    const changed = published.filter((p) => !this.artifacts.some((o) => o.name === p.name && o.hex === p.hex)).map((p) => p.name);
+    const before = new Map(this.artifacts.map((o) => [o.name, o.hex]));
+    const changed = published.filter((p) => before.get(p.name) !== p.hex).map((p) => p.name);
     this.artifacts = published;
     this.buildFailure = undefined;
     this.servingRevision = snapshot.revision;
@@ -223,16 +251,24 @@ export class Sidecar {
     metrics.renderDuration.observe({ result: 'success' }, seconds);
     metrics.artifacts.set(published.length);
     metrics.lastSuccess.set((this.options.now ?? (() => new Date()))().getTime() / 1000);
-    log.info({ revision: snapshot.revision, artifacts: published.length, changed, seconds }, 'commit rendered');
+    log.info({ revision: snapshot.revision, artifacts: published.length, changed, seconds, ...stats }, 'commit rendered');
   }
 
   private async publish(): Promise<void> {
     const { writer, log, metrics } = this.options;
-    if (!writer || !(this.options.isLeader?.() ?? true)) return;
+    if (!writer) return;
+    if (!(this.options.isLeader?.() ?? true)) {
+      // Another replica writes meanwhile: what this one applied last says nothing about what is there.
+      this.publishAll = true;
+      return;
+    }
     const state = this.state;
     if (state.artifacts.length === 0 && !state.failure) return;
     try {
-      await writer.publish(state);
+      const full = this.publishAll;
+      this.publishAll = true;
+      await writer.publish(state, { full });
+      this.publishAll = false;
     } catch (e) {
       metrics.errors.inc({ code: 'PublishFailed' });
       log.warn({ err: redact((e as Error).message).slice(0, 500) }, 'publishing external artifacts failed');

@@ -28,10 +28,25 @@ describe('artifact store', () => {
     expect(await store.collect()).toBe(1);
     expect(store.get('lattice-cluster-dev', first.hex)).toBeUndefined();
     expect(existsSync(store.file(first))).toBe(false);
+    expect(store.body(first)).toBeUndefined();
+    expect(store.body(second)?.toString()).toBe('two');
     expect(store.get('lattice-cluster-dev', second.hex)).toEqual({ name: 'lattice-cluster-dev', hex: sha256Hex(Buffer.from('two')), size: 3, path: `lattice-cluster-dev/${second.hex}.tar.gz` });
     // AND a current artifact is never collected
     now = 1e9;
     expect(await store.collect()).toBe(0);
+  });
+
+  it('keeps its own copy of the bytes it serves from memory', async () => {
+    // GIVEN bytes put into the store
+    const store = new ArtifactStore({ dir: join(tmp.dir, 'copy'), graceMs: 0, now: () => 0, log: memoryLogger().log });
+    await store.init();
+    const bytes = Buffer.from('served');
+    const stored = await store.put('lattice-index', bytes);
+    // WHEN the caller reuses its buffer
+    bytes.fill(0);
+    // THEN what is served is still what was stored, and matches the file
+    expect(store.body(stored)?.toString()).toBe('served');
+    expect(sha256Hex(store.body(stored) ?? Buffer.alloc(0))).toBe(stored.hex);
   });
 
   it('stores by digest: the same bytes twice are one file', async () => {

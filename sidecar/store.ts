@@ -1,6 +1,8 @@
 /**
  * The artifact store: tarballs on disk by digest (`<dir>/<name>/<hex>.tar.gz`), the current set, and
- * garbage collection of superseded ones after a grace period. Consumers may be mid-fetch of the previous
+ * garbage collection of superseded ones after a grace period. The bytes are also kept in memory and served
+ * from there (artifacts are small: 1,000 clusters make about 5 MB), so a GET costs no file system call; the
+ * files let a restarted replica keep serving what it served before. Consumers may be mid-fetch of the previous
  * revision when a new one is published (source-controller keeps the last 2 for a minute:
  * research/flux.md §3); a URL that vanishes makes kustomize-controller wait 30 s before it re-reads.
  */
@@ -39,6 +41,8 @@ const key = (name: string, hex: string) => `${name}/${hex}`;
 
 export class ArtifactStore {
   private readonly entries = new Map<string, Entry>();
+  /** The bytes of every entry, by the same key. */
+  private readonly bodies = new Map<string, Buffer>();
 
   constructor(private readonly options: ArtifactStoreOptions) {}
 
@@ -63,6 +67,7 @@ export class ArtifactStore {
           continue;
         }
         this.entries.set(key(name, hex), { name, hex, size: bytes.length, path: `${name}/${hex}.tar.gz`, retiredAt: this.options.now() });
+        this.bodies.set(key(name, hex), bytes);
       }
     }
   }
@@ -80,6 +85,8 @@ export class ArtifactStore {
     await rename(`${file}.tmp`, file);
     const entry: Entry = { name, hex, size: bytes.length, path: `${name}/${hex}.tar.gz`, retiredAt: this.options.now() };
     this.entries.set(key(name, hex), entry);
+    // A copy: the caller's buffer is not ours to keep, and what is served must never change.
+    this.bodies.set(key(name, hex), Buffer.from(bytes));
     return entry;
   }
 
@@ -100,6 +107,7 @@ export class ArtifactStore {
     for (const [k, e] of this.entries) {
       if (e.retiredAt === undefined || now - e.retiredAt < this.options.graceMs) continue;
       this.entries.delete(k);
+      this.bodies.delete(k);
       await rm(join(this.options.dir, e.name, `${e.hex}.tar.gz`), { force: true });
       removed++;
     }
@@ -109,6 +117,11 @@ export class ArtifactStore {
   /** The artifact, if stored (current or within its grace period). Name and digest must be validated. */
   get(name: string, hex: string): StoredArtifact | undefined {
     return this.entries.get(key(name, hex));
+  }
+
+  /** The bytes of a stored artifact (what its file holds). */
+  body(artifact: StoredArtifact): Buffer | undefined {
+    return this.bodies.get(key(artifact.name, artifact.hex));
   }
 
   /** The file of a stored artifact: built from a stored entry, never from request input. */
