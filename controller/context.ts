@@ -21,6 +21,7 @@ import type { DesiredCondition } from './conditions.js';
 import type { AgentIntegration } from './agents.js';
 import type { AgentInfo } from './cell/server.js';
 import type { Mover } from '../kube/mover.js';
+import type { Attempt } from './cache.js';
 
 /** What a reconcile needs; all of it injected. */
 export interface ReconcileDeps {
@@ -55,6 +56,11 @@ export interface ReconcileDeps {
   readonly specSyncs?: Map<string, string>;
   /** Whether this replica still leads: a pivot step never acts on a replica that lost its Lease. */
   readonly isLeader?: () => boolean;
+  /**
+   * A Kube over the watches' caches for the reconcile's read-only pass (cache.ts), noting in `attempt` what
+   * it refused. Unset: every reconcile reads the API server.
+   */
+  readonly cachedKube?: (attempt: Attempt) => Kube;
 }
 
 export interface ReconcileResult extends Pick<Outcome, 'requeueAfterMs' | 'retry'> {

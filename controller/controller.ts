@@ -17,8 +17,9 @@ import { createMetrics, type ControllerMetrics } from './metrics.js';
 import { jitter, WorkQueue } from './queue.js';
 import { reconcile, type ReconcileDeps, type ReconcileResult } from './reconcile.js';
 import {
-  clusterResources, CONTROLLER_MANAGER, INFRA_PROVIDER, LABEL, LATTICE_CLUSTER, SECRET, type ClusterResources,
+  clusterResources, CONTROLLER_MANAGER, INFRA_PROVIDER, LABEL, LATTICE_CLUSTER, SECRET, type ClusterResources, type Resource,
 } from './resources.js';
+import { cachedKube, type CacheSource } from './cache.js';
 import { errorSummary, WatchSupervisor, type WatchSpec } from './watch.js';
 
 /** The field manager of every write (kept apart from the GitOps engine's appliers). */
@@ -70,6 +71,9 @@ interface Work {
 
 const rec = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {});
 
+/** The Secrets the controller created (registrations, credentials copies, state Secrets). */
+const OWNED_SELECTOR = `${LABEL.managedBy}=${CONTROLLER_MANAGER}`;
+
 export class Controller {
   readonly metrics: ControllerMetrics;
   private readonly kube: Kube;
@@ -107,6 +111,7 @@ export class Controller {
       ...(deps.agents ? { mover: createMover({ kubeConfig: deps.kubeConfig, fieldManager: FIELD_MANAGER, log, apiVersions: deps.renderer.versions.apiVersions }), specSyncs: new Map<string, string>() } : {}),
       ...(deps.checkpoint ? { checkpoint: deps.checkpoint } : {}),
       isLeader: () => this.elector.isLeader,
+      cachedKube: (attempt) => cachedKube(this.kube, (r) => this.cacheSources(r), attempt, { ownedSecrets: () => this.cacheSources(SECRET).find((s) => s.labelSelector === OWNED_SELECTOR) }),
     };
     this.elector = new LeaderElector({
       kubeConfig: deps.kubeConfig,
@@ -150,6 +155,19 @@ export class Controller {
     const leader = this.work !== undefined;
     const ready = !leader || (this.work?.watches ?? []).every((w) => w.optional || w.healthy);
     return { leader, ready, watches };
+  }
+
+  /**
+   * Queues every LatticeCluster the watch knows now, as the periodic resync does for each in turn (the
+   * benchmark forces one to count what a resync of settled clusters costs). Returns how many were queued:
+   * 0 on a replica that does not lead.
+   */
+  resync(): number {
+    const work = this.work;
+    if (!work) return 0;
+    const names = this.watched('latticeclusters').map((c) => c.metadata.name);
+    for (const name of names) work.queue.add(name);
+    return names.length;
   }
 
   /** Refreshes the gauges that are read rather than counted (called before each scrape). */
@@ -241,9 +259,29 @@ export class Controller {
     }
   }
 
-  /** What a watch has seen (its cache; reconciles still read the API server). */
+  /** What a watch has seen (its cache). */
   private watched(name: string): KObject[] {
     return this.watchIndex.get(name)?.items() ?? [];
+  }
+
+  /** The caches of the watches of one resource, for the reconcile's read-only pass (cache.ts). */
+  private cacheSources(r: Resource): CacheSource[] {
+    const out: CacheSource[] = [];
+    for (const w of this.watchIndex.values()) {
+      const s = w.spec;
+      if (s.resource.group !== r.group || s.resource.version !== r.version || s.resource.plural !== r.plural) continue;
+      out.push({
+        resource: s.resource,
+        ...(s.options?.namespace !== undefined ? { namespace: s.options.namespace } : {}),
+        ...(s.options?.labelSelector !== undefined ? { labelSelector: s.options.labelSelector } : {}),
+        get synced() {
+          return w.healthy;
+        },
+        get: (name, namespace) => w.cached(name, namespace),
+        list: (namespace) => w.cachedList(namespace),
+      });
+    }
+    return out;
   }
 
   /** Every watch: each event only enqueues the names of the clusters it concerns. */
@@ -294,7 +332,7 @@ export class Controller {
         },
       },
       // What the controller itself created: tampering with a registration or a copy is repaired at once.
-      { name: 'owned-secrets', resource: SECRET, options: { labelSelector: `${LABEL.managedBy}=${CONTROLLER_MANAGER}` }, onChange: byLabel },
+      { name: 'owned-secrets', resource: SECRET, options: { labelSelector: OWNED_SELECTOR }, onChange: byLabel },
     ];
     if (config.gitops === 'argocd') {
       specs.push({ name: 'applications', resource: r.application, options: { namespace: config.argocdNamespace, labelSelector: LABEL.cluster }, onChange: byLabel });

@@ -10,6 +10,11 @@ export interface ControllerMetrics {
   /** result: success, waiting, stalled, error. */
   readonly reconciles: Counter<'result'>;
   readonly reconcileSeconds: Histogram<'result'>;
+  /**
+   * Reconciles by how they ended: `cached` when the read-only pass over the watches' caches found nothing to
+   * do (no request made), `cached-then-live` when it gave way to a pass against the API server.
+   */
+  readonly reconcilePasses: Counter<'pass'>;
   /** Status subresource writes (the no-churn rule: zero when nothing changed). */
   readonly statusWrites: Counter;
   readonly watchRestarts: Counter<'watch'>;
@@ -31,6 +36,7 @@ export function createMetrics(): ControllerMetrics {
       name: 'lattice_controller_reconcile_duration_seconds', help: 'Time spent reconciling one LatticeCluster.', labelNames: ['result'], registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     }),
+    reconcilePasses: new Counter({ name: 'lattice_controller_reconcile_passes_total', help: 'Reconciles settled from the watches\' caches alone (cached) or that went on to the API server (cached-then-live).', labelNames: ['pass'], registers }),
     statusWrites: new Counter({ name: 'lattice_controller_status_writes_total', help: 'Writes of LatticeCluster status (only when it changed).', registers }),
     watchRestarts: new Counter({ name: 'lattice_controller_watch_restarts_total', help: 'Watches restarted after an error.', labelNames: ['watch'], registers }),
     watchHealthy: new Gauge({ name: 'lattice_controller_watch_healthy', help: '1 when the watch has listed and is not failing.', labelNames: ['watch'], registers }),

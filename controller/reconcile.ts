@@ -1,7 +1,8 @@
 /**
  * Reconciling one LatticeCluster: a list of small steps that read the world and act on it, then one
  * outcome (outcome.ts) that becomes the status, patched through /status only when it changed, and the
- * requeue. Level-based: the key is all a reconcile gets; everything else is read now.
+ * requeue. Level-based: the key is all a reconcile gets; everything else is read now: from the watches'
+ * caches first, read-only, and from the API server when that finds something to do (cache.ts).
  *
  * Steps, in order (each may stop the pipeline with a LatticeError):
  *   ensureFinalizer   lattice.dev/unpivot, so deletion waits for teardown (DESIGN §7)
@@ -36,6 +37,7 @@ import { deleteSteps, finishDeletion } from './deletion.js';
 import { removeRegistration, STEPS } from './steps.js';
 import { bootstrapTokenStatus } from './agents.js';
 import { kubeFailure, rec, type Ctx, type ReconcileDeps, type ReconcileResult } from './context.js';
+import { readOnlyDeps, type Attempt } from './cache.js';
 
 /** childrenHealth of the `--self` cluster: every other LatticeCluster, as far as the parent knows it with the cell's view of each agent. */
 function childrenHealth(ctx: Ctx, deps: ReconcileDeps): Record<string, unknown>[] | undefined {
@@ -55,16 +57,40 @@ function childrenHealth(ctx: Ctx, deps: ReconcileDeps): Record<string, unknown>[
   }).sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
-/** Reconciles the LatticeCluster `name` once. Never throws: failures become status and a retry. */
+/**
+ * Reconciles the LatticeCluster `name` once. Never throws: failures become status and a retry. With the
+ * watches' caches wired in (`deps.cachedKube`), a read-only pass over them comes first (cache.ts): when it
+ * finds nothing to do and the status already says what it computed, that is the result, and no request was
+ * made; otherwise the reconcile runs against the API server as if the first pass had not happened.
+ */
 export async function reconcile(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
+  if (deps.cachedKube) {
+    const attempt: Attempt = {};
+    const settled = await reconcilePass(readOnlyDeps(deps, deps.cachedKube(attempt), attempt), name, { attempt, log: deps.log });
+    deps.metrics?.reconcilePasses.inc({ pass: settled ? 'cached' : 'cached-then-live' });
+    if (settled) return settled;
+  }
+  const result = await reconcilePass(deps, name);
+  // Without a read-only pass the live one always concludes.
+  return result ?? { result: 'error', retry: true, statusWritten: false };
+}
+
+/**
+ * One pass of the steps. `readOnly`: the pass runs against the caches with every action refused, and returns
+ * undefined (the live pass takes over) when it tried to act, when its status differs from the stored one, or
+ * when the cluster is gone, being deleted or has no status yet (those always read the server).
+ */
+async function reconcilePass(deps: ReconcileDeps, name: string, readOnly?: { attempt: Attempt; log: ReconcileDeps['log'] }): Promise<ReconcileResult | undefined> {
   let lc: KObject | undefined;
   try {
     lc = await deps.kube.get(LATTICE_CLUSTER, name);
   } catch (e) {
+    if (readOnly) return undefined;
     deps.log.warn({ cluster: name, err: kubeFailure(e, 'reading').message }, 'cluster not readable');
     return { result: 'error', retry: true, statusWritten: false };
   }
   if (!lc) {
+    if (readOnly) return undefined;
     // Deleted without our finalizer (e.g. the controller was not running): leave no registration behind.
     try {
       await removeRegistration(deps, name);
@@ -85,6 +111,8 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
     accepted: false,
   };
   const deleting = lc.metadata.deletionTimestamp !== undefined;
+  // A cluster never reconciled gets its first status: nothing to learn from the caches first.
+  if (readOnly && (deleting || lc.status === undefined)) return undefined;
   let error: LatticeError | undefined;
   for (const step of deleting ? deleteSteps : STEPS) {
     try {
@@ -94,6 +122,7 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
       break;
     }
   }
+  if (readOnly?.attempt.action !== undefined) return undefined;
 
   if (deleting && ctx.finished && !error) return finishDeletion(ctx, deps);
 
@@ -117,14 +146,16 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
     ...(ctx.appliedGeneration !== undefined ? { appliedGeneration: ctx.appliedGeneration } : {}),
   };
   const outcome = computeOutcome(observed, ctx.statusBefore, deps.config, deps.now());
-  const log = deps.log.child({ cluster: name });
+  const patch = mergePatch(ctx.statusBefore, outcome.status);
+  // Only the live pass writes a status (and the events of its transitions).
+  if (readOnly && patch !== undefined) return undefined;
+  const log = (readOnly?.log ?? deps.log).child({ cluster: name });
   if (error) {
     const fields = { code: error.code, kind: error.kind, message: error.message, ...(error.cause !== undefined ? { cause: errorSummary(error.cause) } : {}) };
     if (error.kind === 'transient') log.warn(fields, 'reconcile failed; retrying');
     else log.debug(fields, 'reconcile stopped');
   }
 
-  const patch = mergePatch(ctx.statusBefore, outcome.status);
   let statusWritten = false;
   if (patch !== undefined) {
     try {
@@ -138,7 +169,9 @@ export async function reconcile(deps: ReconcileDeps, name: string): Promise<Reco
     }
     const before = rec(ctx.statusBefore);
     if (before.phase !== outcome.phase) log.info({ phase: outcome.phase, previous: before.phase }, 'phase changed');
-    for (const e of statusEvents(ctx.statusBefore, outcome.status)) await deps.events.record(ctx.lc, e);
+    // Independent and best effort (the sink never throws): recorded together rather than one round trip
+    // after another, which a cluster taken over in one step (a dozen transitions) would otherwise wait for.
+    await Promise.all(statusEvents(ctx.statusBefore, outcome.status).map((e) => deps.events.record(ctx.lc, e)));
   }
   return { result: outcome.result, retry: outcome.retry, statusWritten, phase: outcome.phase, ...(outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : {}) };
 }

@@ -66,9 +66,19 @@ export class WatchSupervisor {
     return this.spec.optional === true;
   }
 
-  /** What the watch has seen (a cache: the reconcile still reads the API server). */
+  /** What the watch has seen (its cache, as the informer holds it: never to be modified). */
   items(): KObject[] {
     return (this.informer?.list() ?? []).map((o) => o as unknown as KObject);
+  }
+
+  /** One object of the cache, as the informer holds it (never to be modified; typed clients' objects carry Dates). */
+  cached(name: string, namespace?: string): KubernetesObject | undefined {
+    return this.informer?.get(name, namespace);
+  }
+
+  /** The cache's objects, of one namespace or all, as the informer holds them. */
+  cachedList(namespace?: string): readonly KubernetesObject[] {
+    return this.informer?.list(namespace) ?? [];
   }
 
   start(): void {

@@ -38,6 +38,65 @@ export interface HttpDeps {
   readonly maxBodyBytes: number;
   readonly bookmarkIntervalMs: number;
   readonly watches: Set<ActiveWatch>;
+  /** Told of every request as it arrives (see ApiServerOptions.onRequest). */
+  readonly onRequest?: (info: RequestInfo) => void;
+}
+
+/**
+ * A request as authorization sees it (k8s.io/apiserver's RequestInfoFactory): the verb, and for resource
+ * requests the group, version, resource, subresource, namespace and name. Derived from the method and URL
+ * alone, before the request is served, so a request that fails counts too.
+ */
+export interface RequestInfo {
+  /** get, list, watch, create, update, patch, delete, deletecollection; for other paths the method, lowercased. */
+  readonly verb: string;
+  /** The path without the query. */
+  readonly path: string;
+  /** False for discovery, /version, health checks and anything else that names no resource. */
+  readonly resourceRequest: boolean;
+  readonly group?: string;
+  readonly version?: string;
+  readonly resource?: string;
+  readonly subresource?: string;
+  readonly namespace?: string;
+  readonly name?: string;
+}
+
+/** RequestInfoFactory's rules for the paths clients send (`/api/v1/...`, `/apis/<group>/<version>/...`). */
+export function requestInfo(method: string, rawUrl: string): RequestInfo {
+  const url = new URL(rawUrl, 'http://sim.invalid');
+  const path = url.pathname;
+  const plain: RequestInfo = { verb: method.toLowerCase(), path, resourceRequest: false };
+  const parts = path.split('/').filter((p) => p !== '');
+  let group: string;
+  let version: string;
+  let rest: string[];
+  if (parts[0] === 'api' && parts.length >= 3) [group, version, rest] = ['', parts[1] ?? '', parts.slice(2)];
+  else if (parts[0] === 'apis' && parts.length >= 4) [group, version, rest] = [parts[1] ?? '', parts[2] ?? '', parts.slice(3)];
+  else return plain;
+  let watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+  if (rest[0] === 'watch') {
+    watch = true;
+    rest = rest.slice(1);
+  }
+  let namespace: string | undefined;
+  // namespaces/<ns>/<resource>...; namespaces/<name>[/status|/finalize] is the Namespace itself.
+  if (rest[0] === 'namespaces' && rest.length > 2 && rest[2] !== 'status' && rest[2] !== 'finalize') {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const [resource, name, subresource] = rest;
+  if (resource === undefined) return plain;
+  const collection = name === undefined;
+  const verb = method === 'GET' ? (collection ? (watch ? 'watch' : 'list') : 'get')
+    : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch'
+      : method === 'DELETE' ? (collection ? 'deletecollection' : 'delete') : method.toLowerCase();
+  return {
+    verb, path, resourceRequest: true, group, version, resource,
+    ...(subresource !== undefined ? { subresource } : {}),
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(name !== undefined ? { name } : {}),
+  };
 }
 
 const HEALTH = new Set(['/healthz', '/livez', '/readyz']);
@@ -463,6 +522,14 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
 export function createRequestListener(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const started = performance.now();
+    if (deps.onRequest) {
+      try {
+        deps.onRequest(requestInfo(req.method ?? 'GET', req.url ?? '/'));
+      } catch (e) {
+        // An observer's bug must not fail the request it observes.
+        deps.log.warn({ err: e }, 'request observer failed');
+      }
+    }
     res.on('finish', () => {
       // The path only: query strings may carry selectors with user data, and headers carry the token.
       deps.log.debug({ method: req.method, path: (req.url ?? '').split('?')[0], status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request served');

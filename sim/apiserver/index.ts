@@ -5,6 +5,7 @@
  */
 export { createApiServer, type ApiServer, type ApiServerOptions, type KubeconfigOptions, type KubeconfigParts } from './server.js';
 export { loadCrdFiles } from './crds.js';
+export { requestInfo, type RequestInfo } from './http.js';
 export { ApiError, type Status, type FieldError } from './errors.js';
 export type { KubeObject, ObjectMeta, OwnerReference } from './objects.js';
 export type { ResourceType, ServedVersion } from './resources.js';

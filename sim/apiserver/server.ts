@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { loadCrdFiles } from './crds.js';
-import { createRequestListener, sha256, type ActiveWatch } from './http.js';
+import { createRequestListener, sha256, type ActiveWatch, type RequestInfo } from './http.js';
 import { decodeObject, type KubeObject } from './objects.js';
 import { NAMESPACE_TYPE_ID } from './resources.js';
 import { Store } from './store.js';
@@ -38,6 +38,11 @@ export interface ApiServerOptions {
   readonly logger?: Logger;
   /** The clock for creation and deletion timestamps. @default () => new Date() */
   readonly now?: () => Date;
+  /**
+   * Called with every request as it arrives, parsed as authorization sees it (verb, resource, namespace,
+   * name): benchmarks and tests count what a client asks for. Synchronous; its failures are logged only.
+   */
+  readonly onRequest?: (info: RequestInfo) => void;
 }
 
 export interface KubeconfigOptions {
@@ -117,6 +122,7 @@ class SimApiServer implements ApiServer {
       maxBodyBytes: options.maxBodyBytes ?? 3 * 1024 * 1024,
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
       watches: this.watches,
+      ...(options.onRequest ? { onRequest: options.onRequest } : {}),
     });
     this.server = options.tls
       ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, this.handler)
