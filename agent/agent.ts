@@ -61,6 +61,8 @@ export interface AgentOptions {
   readonly post?: IdentityDeps['post'];
   /** @default 15000 */
   readonly settingsTimeoutMs?: number;
+  /** Called each time the cell accepts a session (tests and benchmarks time connects with it). */
+  readonly onConnected?: () => void;
 }
 
 /** What /readyz and the logs report. Error codes only: never a message that could carry a secret. */
@@ -234,6 +236,7 @@ class LatticeAgent implements Agent {
             this.connected = true;
             this.sessions += 1;
             this.lastError = undefined;
+            this.options.onConnected?.();
           },
           onDisconnected: () => {
             this.connected = false;

@@ -102,17 +102,10 @@ export function cellIntegration(cell: Cell, options: CellAddress): AgentIntegrat
     tokenTtlMs: options.tokenTtlMs ?? 60 * 60 * 1000,
     // Heartbeats change nothing the status shows at that rate (see lastHeartbeat below): connections, and
     // the child's self-management record when it changes (a pivot or spec sync the child confirms).
-    subscribe: (onCluster) => {
-      const seen = new Map<string, string>();
-      return cell.agents.subscribe((e) => {
-        if (e.type === 'connected' || e.type === 'disconnected') onCluster(e.cluster);
-        if (e.type !== 'heartbeat') return;
-        const self = JSON.stringify(e.agent.selfManagement ?? null);
-        if (seen.get(e.cluster) === self) return;
-        seen.set(e.cluster, self);
-        onCluster(e.cluster);
-      });
-    },
+    // The cell compares each heartbeat with the connection's last one, so nothing is compared here.
+    subscribe: (onCluster) => cell.agents.subscribe((e) => {
+      if (e.type === 'connected' || e.type === 'disconnected' || (e.type === 'heartbeat' && e.selfManagementChanged)) onCluster(e.cluster);
+    }),
     send: (cluster, body, sendOptions) => cell.agents.send(cluster, body, sendOptions),
     unpivot: (cluster, namespace, unpivotOptions) => unpivotOver(cell.agents, cluster, namespace, unpivotOptions),
   };
@@ -248,14 +241,16 @@ export const observeAgent: Step = async (ctx, deps) => {
 export const deliverBootstrap: Step = async (ctx, deps) => {
   const agents = deps.agents;
   const state = ctx.state;
-  const delivery = agents?.delivery();
-  if (!agents || !delivery || ctx.self || !state || state.bootstrapComplete || !ctx.capi?.controlPlaneInitialized) return;
+  if (!agents || ctx.self || !state || state.bootstrapComplete || !ctx.capi?.controlPlaneInitialized) return;
   const token = state.bootstrapToken;
   // Consumed: the agent holds its certificate and is about to connect; nothing to deliver again.
   if (token?.consumedAt) return;
   const source = secretOf(await guarded(`reading Secret ${ctx.namespace}/${NAMES.kubeconfigSecret(ctx.name)}`, () => deps.kube.get(SECRET, NAMES.kubeconfigSecret(ctx.name), ctx.namespace)));
   const kubeconfig = source?.data?.[KUBECONFIG_KEY];
   if (kubeconfig === undefined) return;
+  // Asked for last: from here the child is read and written (the reconcile's read-only pass stops here, cache.ts).
+  const delivery = agents.delivery();
+  if (!delivery) return;
   const child = childCore(b64decode(kubeconfig));
   const now = deps.now();
   const id = `Secret ${AGENT.namespace}/${AGENT.bootstrapSecret} in the child`;

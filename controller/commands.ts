@@ -8,6 +8,7 @@
 import { untilSignal } from '../cli/process.js';
 import { leaderCell, stateSecretTokenStore } from './agents.js';
 import { startCell } from './cell/cell.js';
+import { cellMetrics } from './cell/metrics.js';
 import { createKube } from './kube.js';
 import { leaderPodLabel, together } from './leader-label.js';
 import { randomBytes } from 'node:crypto';
@@ -71,6 +72,7 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
     const tokens = stateSecretTokenStore({ kube: createKube(kubeConfig, { fieldManager: FIELD_MANAGER }) });
     // The proxy's answers are counted on the controller's registry, which exists once the controller does.
     const proxyCounter: { count?: (o: { code: number; verb: string; watch: boolean }) => void } = {};
+    const heartbeats: { handled?: (seconds: number) => void } = {};
     const cell = cellHost ? leaderCell({
       host: cellHost,
       tokens,
@@ -80,6 +82,7 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
         grpcPort: config.grpcPort, bootstrapPort: config.bootstrapPort, proxyPort: config.proxyPort,
         heartbeatIntervalMs: config.heartbeatIntervalMs, log: log.child({ component: 'cell' }),
         proxyObserver: { request: (o) => proxyCounter.count?.(o) },
+        observer: { heartbeatHandled: (seconds) => heartbeats.handled?.(seconds) },
       }),
     }) : undefined;
     // In a Pod, the leader labels itself so that the cell's Services reach the replica that listens.
@@ -89,6 +92,7 @@ export function registerControllerCommands(program: Command, io: Streams, setExi
     const whileLeading = cell ? (podLabel ? together(cell.service, podLabel) : cell.service) : undefined;
     const controller = new Controller({ kubeConfig, config, log, validator: specValidator(), renderer: specRenderer(), ...(cell && whileLeading ? { agents: cell.integration, whileLeading } : {}) });
     proxyCounter.count = (o) => controller.metrics.proxyRequests.inc({ code: String(o.code), verb: o.verb, watch: String(o.watch) });
+    heartbeats.handled = cellMetrics(controller.metrics.registry).heartbeatHandled;
     const app = createControllerApp({ health: () => controller.health(), registry: controller.metrics.registry, beforeScrape: () => controller.refreshMetrics() });
     let server: Server;
     try {

@@ -1,6 +1,6 @@
 /**
  * 100 agents at once against one cell: all bootstrap, connect and keep heartbeating. Timings and memory
- * are measured by bench/agents.ts, not asserted here.
+ * are measured by bench/cell.ts, not asserted here.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../sim/apiserver/testing.js';

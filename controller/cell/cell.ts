@@ -13,7 +13,7 @@ import { issueServingCertificate } from './pki.js';
 import { createApiProxy, type ProxyObserver } from './proxy.js';
 import { ensureProxyKey, proxyTokens, type ProxyTokens } from './proxy-token.js';
 import { listenHttps } from './https.js';
-import { createCellServer, type AgentIdentity, type CellServer } from './server.js';
+import { createCellServer, type AgentIdentity, type CellObserver, type CellServer } from './server.js';
 import type { Hello } from './protocol.js';
 
 export interface CellOptions {
@@ -31,6 +31,8 @@ export interface CellOptions {
   readonly proxyPort?: number;
   /** Counts the proxy's answers (the controller's metrics). */
   readonly proxyObserver?: ProxyObserver;
+  /** Times heartbeat handling (the controller's metrics: `cellMetrics(registry)`). */
+  readonly observer?: CellObserver;
   /** Proxy key Secret location. @default lattice-system/lattice-proxy-key */
   readonly proxyKeySecret?: { readonly namespace: string; readonly name: string };
   /** Bind address of both servers. @default 0.0.0.0 */
@@ -83,6 +85,7 @@ export async function startCell(options: CellOptions): Promise<Cell> {
     ...(options.missedHeartbeats !== undefined ? { missedHeartbeats: options.missedHeartbeats } : {}),
     ...(options.commandTimeoutMs !== undefined ? { commandTimeoutMs: options.commandTimeoutMs } : {}),
     ...(options.authorize ? { authorize: options.authorize } : {}),
+    ...(options.observer ? { observer: options.observer } : {}),
   });
   const host = options.bindHost ?? '0.0.0.0';
   try {

@@ -6,8 +6,9 @@
  */
 export { startCell, type Cell, type CellOptions } from './cell.js';
 export { specSyncCommand, type SyncedCluster } from './commands.js';
+export { cellMetrics, type CellMetrics } from './metrics.js';
 export {
-  createCellServer, type AgentEvent, type AgentIdentity, type AgentInfo, type AgentRegistry, type CellServer,
+  createCellServer, type AgentEvent, type AgentIdentity, type AgentInfo, type AgentRegistry, type CellObserver, type CellServer,
   type CellServerOptions, type DisconnectReason, type SendOptions,
 } from './server.js';
 export {

@@ -14,7 +14,8 @@
  * intervals is considered gone: its stream is ended and it is reported disconnected.
  */
 import { randomUUID } from 'node:crypto';
-import { Server, ServerCredentials, status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import { Server, ServerCredentials, status as GrpcStatus, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { LatticeError, transient, waiting } from '../../core/errors.js';
 import {
@@ -30,7 +31,11 @@ export interface AgentIdentity {
   readonly notAfter: Date;
 }
 
-/** A snapshot of one connected agent (copies: mutating it changes nothing). */
+/**
+ * A snapshot of one connected agent. Its nested values (health, selfManagement, capabilities, certificate) are
+ * frozen and shared with later snapshots until they change, so a heartbeat does not deep-copy the health for
+ * every event; the snapshot never changes under its holder.
+ */
 export interface AgentInfo {
   readonly cluster: string;
   /** Unique per stream; changes when a new stream replaces the old. */
@@ -70,7 +75,12 @@ export type DisconnectReason =
  */
 export type AgentEvent =
   | { readonly type: 'connected'; readonly cluster: string; readonly agent: AgentInfo; readonly replaced: boolean }
-  | { readonly type: 'heartbeat'; readonly cluster: string; readonly agent: AgentInfo }
+  /**
+   * `healthChanged`, `selfManagementChanged`: the heartbeat's health, or its self-management record, differs
+   * from what the stream's previous heartbeats brought (always true for the first that carries it). Listeners
+   * that act on changes only (level-based) skip the rest without comparing anything themselves.
+   */
+  | { readonly type: 'heartbeat'; readonly cluster: string; readonly agent: AgentInfo; readonly healthChanged: boolean; readonly selfManagementChanged: boolean }
   | { readonly type: 'disconnected'; readonly cluster: string; readonly agent: AgentInfo; readonly reason: DisconnectReason }
   /** M8: a batch of objects streamed back during unpivot. */
   | { readonly type: 'unpivotBatch'; readonly cluster: string; readonly batch: UnpivotBatch };
@@ -151,6 +161,14 @@ export interface CellServerOptions {
   readonly now?: () => Date;
   /** @default silent */
   readonly log?: Logger;
+  /** Told how long each heartbeat took from its bytes reaching the decoder to the registry updated (cellMetrics). */
+  readonly observer?: CellObserver;
+}
+
+/** What the cell reports for metrics (controller/cell/metrics.ts turns it into Prometheus series). */
+export interface CellObserver {
+  /** One heartbeat handled: seconds from decoding to the registry updated and every listener told. */
+  heartbeatHandled(seconds: number): void;
 }
 
 type Call = ServerDuplexStream<DecodedAgentMessage, CellMessage>;
@@ -171,12 +189,16 @@ class Connection {
   readonly proxies = new Map<string, ProxySink>();
   lastSeenAt: Date;
   lastHeartbeat?: Date;
+  /** Frozen: shared by every snapshot until a heartbeat brings a different one. */
   health?: Health;
+  /** Frozen, as health. */
   selfManagement?: SelfManagement;
   heartbeats = 0;
   ended = false;
   /** Captured at accept: a finished call no longer knows its peer. */
   readonly peer: string;
+  private readonly capabilities: readonly string[];
+  private readonly certificate: AgentIdentity;
 
   constructor(
     readonly call: Call,
@@ -186,6 +208,20 @@ class Connection {
   ) {
     this.lastSeenAt = connectedAt;
     this.peer = call.getPeer();
+    this.capabilities = Object.freeze([...hello.capabilities]);
+    this.certificate = Object.freeze({ ...identity });
+  }
+
+  /**
+   * Records a heartbeat's content and returns what changed. Unchanged values keep the frozen objects already
+   * recorded (level-based: at one heartbeat per agent every 10 s, nearly every one repeats the last).
+   */
+  record(health: Health, self: SelfManagement | undefined): { health: boolean; selfManagement: boolean } {
+    const healthChanged = !this.health || !sameValue(this.health, health);
+    if (healthChanged) this.health = deepFreeze(health);
+    const selfChanged = self !== undefined && (!this.selfManagement || !sameValue(this.selfManagement, self));
+    if (selfChanged) this.selfManagement = Object.freeze(self);
+    return { health: healthChanged, selfManagement: selfChanged };
   }
 
   info(): AgentInfo {
@@ -194,15 +230,15 @@ class Connection {
       connectionId: this.id,
       agentVersion: this.hello.agentVersion,
       protocolVersion: this.hello.protocolVersion,
-      capabilities: [...this.hello.capabilities],
+      capabilities: this.capabilities,
       kubernetesVersion: this.hello.kubernetesVersion,
       peer: this.peer,
-      certificate: { ...this.identity },
+      certificate: this.certificate,
       connectedAt: this.connectedAt,
       lastSeenAt: this.lastSeenAt,
       ...(this.lastHeartbeat ? { lastHeartbeat: this.lastHeartbeat } : {}),
-      ...(this.health ? { health: structuredClone(this.health) } : {}),
-      ...(this.selfManagement ? { selfManagement: { ...this.selfManagement } } : {}),
+      ...(this.health ? { health: this.health } : {}),
+      ...(this.selfManagement ? { selfManagement: this.selfManagement } : {}),
       heartbeats: this.heartbeats,
     };
   }
@@ -241,6 +277,32 @@ function normalizeHealth(h: Health | null | undefined): Health {
   };
 }
 
+/** Structural equality of decoded protobuf values (plain objects, arrays, strings, numbers, booleans). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  const keys = Object.keys(ra);
+  if (keys.length !== Object.keys(rb).length) return false;
+  for (const k of keys) if (!sameValue(ra[k], rb[k])) return false;
+  return true;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 function peerIdentity(call: Call): AgentIdentity | undefined {
   const cert = call.getAuthContext().sslPeerCertificate;
   if (!cert) return undefined;
@@ -261,6 +323,8 @@ class GrpcCellServer implements CellServer {
   private sweepTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
   private readonly streams = new Set<Call>();
+  /** When each decoded message's bytes reached the decoder (performance.now()), while an observer wants latencies. */
+  private readonly arrivals = new WeakMap<object, number>();
 
   constructor(private readonly options: CellServerOptions) {
     this.log = options.log ?? pino({ level: 'silent' });
@@ -276,7 +340,7 @@ class GrpcCellServer implements CellServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
     });
-    this.server.addService(cellProtocol().service, { Connect: (call: Call) => this.accept(call) });
+    this.server.addService(options.observer ? stampArrivals(cellProtocol().service, this.arrivals) : cellProtocol().service, { Connect: (call: Call) => this.accept(call) });
   }
 
   async listen(port: number, host = '0.0.0.0'): Promise<number> {
@@ -449,16 +513,25 @@ class GrpcCellServer implements CellServer {
         this.emit({ type: 'connected', cluster: identity.cluster, agent: conn.info(), replaced: previous !== undefined });
         return;
       }
+      onOpenMessage(msg);
+    };
+
+    /** Everything after the Hello is handled synchronously. */
+    const onOpenMessage = (msg: DecodedAgentMessage): void => {
       if (state !== 'open' || !conn) return;
       conn.lastSeenAt = this.now();
       switch (msg.payload) {
         case 'heartbeat': {
           conn.lastHeartbeat = conn.lastSeenAt;
-          conn.health = normalizeHealth(msg.heartbeat?.health);
           const self = msg.heartbeat?.selfManagement;
-          if (self) conn.selfManagement = { pivotComplete: self.pivotComplete === true, moveId: String(self.moveId ?? ''), appliedGeneration: Number(self.appliedGeneration ?? 0) };
+          const changed = conn.record(
+            normalizeHealth(msg.heartbeat?.health),
+            self ? { pivotComplete: self.pivotComplete === true, moveId: String(self.moveId ?? ''), appliedGeneration: Number(self.appliedGeneration ?? 0) } : undefined,
+          );
           conn.heartbeats += 1;
-          this.emit({ type: 'heartbeat', cluster: identity.cluster, agent: conn.info() });
+          this.emit({ type: 'heartbeat', cluster: identity.cluster, agent: conn.info(), healthChanged: changed.health, selfManagementChanged: changed.selfManagement });
+          const arrived = this.options.observer ? this.arrivals.get(msg) : undefined;
+          if (arrived !== undefined) this.options.observer?.heartbeatHandled((performance.now() - arrived) / 1000);
           return;
         }
         case 'ack': {
@@ -501,9 +574,24 @@ class GrpcCellServer implements CellServer {
       }
     };
 
+    const failed = (e: unknown) => {
+      this.log.error({ cluster: identity.cluster, err: e instanceof Error ? e.name : 'error' }, 'agent message handling failed');
+    };
+    // Messages behind the Hello wait in `queue` while its admission runs; once the stream is open and nothing
+    // waits, a message is handled at once, in order, without a promise chain per heartbeat.
+    let backlog = 0;
     call.on('data', (msg: DecodedAgentMessage) => {
-      queue = queue.then(() => onMessage(msg)).catch((e: unknown) => {
-        this.log.error({ cluster: identity.cluster, err: e instanceof Error ? e.name : 'error' }, 'agent message handling failed');
+      if (backlog === 0 && state === 'open') {
+        try {
+          onOpenMessage(msg);
+        } catch (e) {
+          failed(e);
+        }
+        return;
+      }
+      backlog += 1;
+      queue = queue.then(() => onMessage(msg)).catch(failed).then(() => {
+        backlog -= 1;
       });
     });
     // The agent half-closed: end our side too (OK), which completes the call.
@@ -545,6 +633,23 @@ class GrpcCellServer implements CellServer {
       }
     }
   }
+}
+
+/**
+ * The service with its request decoder wrapped to note when each message's bytes arrived: the start of a
+ * heartbeat's handling latency, before protobuf decoding and grpc-js's stream plumbing, which it includes.
+ */
+function stampArrivals(service: ServiceDefinition, arrivals: WeakMap<object, number>): ServiceDefinition {
+  const connect = service.Connect;
+  if (!connect) return service;
+  const decode = connect.requestDeserialize;
+  const requestDeserialize = (bytes: Buffer): unknown => {
+    const at = performance.now();
+    const message: unknown = decode(bytes);
+    if (typeof message === 'object' && message !== null) arrivals.set(message, at);
+    return message;
+  };
+  return { ...service, Connect: { ...connect, requestDeserialize } };
 }
 
 /** Builds a cell server; `listen` binds it. Instances share nothing. */
