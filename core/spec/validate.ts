@@ -127,9 +127,8 @@ export function createSpecValidator(schemas: readonly KindSchema[], options: Spe
   };
 }
 
-function checkFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, KindInfo>, limits: SourceLimits): FileChecks {
-  const issues: Issue[] = [];
-  const objects: CheckedObject[] = [];
+/** Every document of the files checked on its own, with its source; per-file issues go to `issues`. */
+function* checkedDocuments(files: readonly SourceFile[], kinds: ReadonlyMap<string, KindInfo>, limits: SourceLimits, issues: Issue[]): Generator<CheckedObject & { readonly doc: SourceDocument }> {
   for (const file of files) {
     const parsed = parseSourceFile(file, limits);
     if (!parsed.ok) {
@@ -139,9 +138,14 @@ function checkFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, Kin
     for (const doc of parsed.value) {
       const checked = checkDocument(doc, kinds);
       issues.push(...checked.issues);
-      if (checked.object) objects.push({ origin: { file: doc.file, document: doc.index, line: doc.locate([]).line }, object: checked.object, ours: checked.ours });
+      if (checked.object) yield { doc, origin: { file: doc.file, document: doc.index, line: doc.locate([]).line }, object: checked.object, ours: checked.ours };
     }
   }
+}
+
+function checkFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, KindInfo>, limits: SourceLimits): FileChecks {
+  const issues: Issue[] = [];
+  const objects = [...checkedDocuments(files, kinds, limits, issues)].map(({ origin, object, ours }) => ({ origin, object, ours }));
   return { issues, objects };
 }
 
@@ -185,30 +189,18 @@ function validateFiles(files: readonly SourceFile[], kinds: ReadonlyMap<string, 
   const others: Located<KubernetesObject>[] = [];
   const seen = new Map<string, { doc: SourceDocument; object: KubernetesObject }>();
 
-  for (const file of files) {
-    const parsed = parseSourceFile(file, limits);
-    if (!parsed.ok) {
-      issues.push(...parsed.issues);
-      continue;
+  for (const { doc, origin, object, ours } of checkedDocuments(files, kinds, limits, issues)) {
+    const id = objectId(object);
+    const first = id ? seen.get(id) : undefined;
+    if (id && first) {
+      issues.push(issueAt(doc, {
+        code: IssueCode.DUPLICATE_OBJECT, path: ['metadata', 'name'], message: `${object.kind} "${object.metadata?.name}" is defined twice`,
+        expected: 'one definition', found: `another at ${first.doc.file}:${first.doc.locate([]).line}`,
+      }));
+    } else if (id) {
+      seen.set(id, { doc, object });
     }
-    for (const doc of parsed.value) {
-      const checked = checkDocument(doc, kinds);
-      issues.push(...checked.issues);
-      if (!checked.object) continue;
-      const object = checked.object;
-      const origin: Origin = { file: doc.file, document: doc.index, line: doc.locate([]).line };
-      const id = objectId(object);
-      const first = id ? seen.get(id) : undefined;
-      if (id && first) {
-        issues.push(issueAt(doc, {
-          code: IssueCode.DUPLICATE_OBJECT, path: ['metadata', 'name'], message: `${object.kind} "${object.metadata?.name}" is defined twice`,
-          expected: 'one definition', found: `another at ${first.doc.file}:${first.doc.locate([]).line}`,
-        }));
-      } else if (id) {
-        seen.set(id, { doc, object });
-      }
-      classify({ origin, object }, checked.ours, clusters, infraProviders, others);
-    }
+    classify({ origin, object }, ours, clusters, infraProviders, others);
   }
   issues.push(...crossDocumentIssues(clusters, infraProviders, seen));
   if (issues.length > 0) return fail(sortIssues(issues));
