@@ -150,9 +150,9 @@ export function computeOutcome(o: Observed, previousStatus: unknown, config: Con
   carry('bootstrapComplete', o.markers?.bootstrapComplete);
   carry('unpivotImportComplete', o.markers?.unpivotImportComplete);
   if (o.bootstrapToken !== null) carry('bootstrapToken', o.bootstrapToken);
-  carry('lastHeartbeat', heartbeat(o.lastHeartbeat, previous.lastHeartbeat));
   carry('childrenHealth', o.childrenHealth);
   carry('appliedGeneration', o.appliedGeneration !== undefined && o.appliedGeneration > 0 ? o.appliedGeneration : undefined);
+  carry('lastHeartbeat', heartbeat(o.lastHeartbeat, previous.lastHeartbeat, !jsonEqual(withoutHeartbeat(status), withoutHeartbeat(previous))));
 
   let result: Outcome['result'];
   let requeueAfterMs: number | undefined;
@@ -178,15 +178,22 @@ export function computeOutcome(o: Observed, previousStatus: unknown, config: Con
 export const HEARTBEAT_STATUS_GRANULARITY_MS = 60_000;
 
 /**
- * status.lastHeartbeat moves at most once per HEARTBEAT_STATUS_GRANULARITY_MS: heartbeats arrive every 10 s
- * and writing each one would churn the API server (Kubernetes moved node heartbeats to Leases for this).
+ * status.lastHeartbeat moves only with a status that is written anyway (something else changed), and then
+ * at most once per HEARTBEAT_STATUS_GRANULARITY_MS; a first heartbeat is always recorded. Heartbeats arrive
+ * every 10 s: writing them, or refreshing the time on every resync, would make a fleet of healthy clusters
+ * write its statuses over and over (Kubernetes moved node heartbeats to Leases for this). Whether the agent
+ * is connected now is the AgentConnected condition, which changes (and is written) within three missed
+ * heartbeats.
  */
-function heartbeat(seen: Date | undefined, recorded: unknown): string | undefined {
+function heartbeat(seen: Date | undefined, recorded: unknown, statusChanged: boolean): string | undefined {
   if (!seen) return undefined;
   const at = seen.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  if (typeof recorded === 'string' && seen.getTime() - Date.parse(recorded) < HEARTBEAT_STATUS_GRANULARITY_MS) return recorded;
+  if (typeof recorded !== 'string') return at;
+  if (!statusChanged || seen.getTime() - Date.parse(recorded) < HEARTBEAT_STATUS_GRANULARITY_MS) return recorded;
   return at;
 }
+
+const withoutHeartbeat = (status: Record<string, unknown>): Record<string, unknown> => ({ ...status, lastHeartbeat: undefined });
 
 /** The stage conditions of the previous status, as desired conditions (reused when not observed this time). */
 function carriedStageConditions(previous: Record<string, unknown>): DesiredCondition[] {

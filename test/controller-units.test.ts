@@ -259,6 +259,21 @@ describe('status outcome', () => {
     expect(computeOutcome({ ...base, pivotDisabled: true, markers: markers(false), stageConditions: [...healthy, { type: 'Pivoted', status: 'True', reason: 'Disabled', message: '' }] }, undefined, config, T0).phase).toBe('Ready');
     expect(computeOutcome({ ...base, pivotDisabled: true, markers: markers(false), stageConditions: [{ type: 'CNI', status: 'False', reason: 'Progressing', message: '' }] }, undefined, config, T0).phase).toBe('Provisioning');
   });
+
+  it('moves lastHeartbeat only with a status written for another reason, so a healthy cluster\'s resyncs write nothing', () => {
+    // GIVEN a settled, connected cluster whose status recorded a heartbeat five minutes ago
+    const healthy: DesiredCondition[] = [{ type: 'CNI', status: 'True', reason: 'Healthy', message: '' }];
+    const observed = (at: Date, cni = healthy) => ({ generation: 1, accepted: true, capiExists: true, pivotDisabled: true, markers: { pivotComplete: false, unpivotImportComplete: false, bootstrapComplete: true }, stageConditions: cni, lastHeartbeat: at });
+    const first = computeOutcome(observed(T0), undefined, config, T0);
+    expect(first.status.lastHeartbeat).toBe('2026-01-01T00:00:00Z');
+    const later = new Date(T0.getTime() + 5 * 60_000);
+    // WHEN a resync sees only newer heartbeats THEN the status is the same: nothing to write
+    const resync = computeOutcome(observed(later), first.status, config, later);
+    expect(mergePatch(first.status, resync.status)).toBeUndefined();
+    // WHEN something else changes THEN the heartbeat is brought up to date with it
+    const changed = computeOutcome(observed(later, [{ type: 'CNI', status: 'False', reason: 'Progressing', message: 'cilium 2/3 ready' }]), first.status, config, later);
+    expect(changed.status.lastHeartbeat).toBe('2026-01-01T00:05:00Z');
+  });
 });
 
 describe('events', () => {
