@@ -79,6 +79,23 @@ describe('the read-only pass\'s Kube (controller/cache.ts)', () => {
     expect(asked).toEqual(['get latticeclusters /a', 'list machinedeployments capi-y ', 'get machinedeployments capi-y/b', 'get awsclusterstaticidentities /aws-prod']);
   });
 
+  it('asks the server about what the synced watches lack while another watch that could hold it is not synced', async () => {
+    // GIVEN the owned-Secrets watch synced and the kubeconfig watch failing (both cover capi-a)
+    const kubeconfig = secret('capi-a', 'a-kubeconfig', { 'lattice.dev/cluster': 'a' });
+    const { kube: live, asked } = server([kubeconfig]);
+    const ownedWatch = source(SECRET, [secret('capi-a', 'lattice-state', owned)], { labelSelector: 'app.kubernetes.io/managed-by=lattice-controller' });
+    const failing = source(SECRET, [], { labelSelector: 'lattice.dev/cluster', synced: false });
+    const kube = cachedKube(live, () => [ownedWatch, failing], {}, { ownedSecrets: () => ownedWatch });
+    // WHEN the kubeconfig is read, and the cluster's Secrets listed
+    const got = await kube.get(SECRET, 'a-kubeconfig', 'capi-a');
+    await kube.list(SECRET, { namespace: 'capi-a', labelSelector: 'lattice.dev/cluster=a' });
+    // THEN the server answers both (a miss is not "absent" while a watch is not synced), and a hit in the
+    // synced watch still needs no request
+    expect(got?.metadata.name).toBe('a-kubeconfig');
+    expect((await kube.get(SECRET, 'lattice-state', 'capi-a'))?.metadata.name).toBe('lattice-state');
+    expect(asked).toEqual(['get secrets capi-a/a-kubeconfig', 'list secrets capi-a lattice.dev/cluster=a']);
+  });
+
   it('lists from a watch covering the namespace, filtered by the request\'s selector', async () => {
     // GIVEN MachineDeployments of two clusters in one watch
     const { kube: live, asked } = server();

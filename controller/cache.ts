@@ -112,18 +112,23 @@ export function cachedKube(fallback: Kube, cache: WatchCache, attempt: Attempt, 
         if (owned?.synced && owned.list(name).length > 0) return { apiVersion: 'v1', kind: 'Namespace', metadata: { name } };
         return fallback.get(r, name, namespace);
       }
-      const sources = cache(r).filter((s) => s.synced && covers(s, namespace));
+      const covering = cache(r).filter((s) => covers(s, namespace));
+      const sources = covering.filter((s) => s.synced);
       if (sources.length === 0) return fallback.get(r, name, namespace);
       for (const s of sources) {
         const hit = s.get(name, namespace);
         if (hit !== undefined) return toObject(hit);
       }
-      return undefined;
+      // Absent from every synced watch: absent, unless a watch that could hold it is not synced (listing or
+      // failing), when only the server knows.
+      return sources.length === covering.length ? undefined : fallback.get(r, name, namespace);
     },
     async list(r, o: ListOptions = {}) {
       const requirements = parseSelector(o.labelSelector);
-      const sources = cache(r).filter((s) => s.synced && covers(s, o.namespace));
-      if (sources.length === 0 || !requirements) return fallback.list(r, o);
+      const covering = cache(r).filter((s) => covers(s, o.namespace));
+      const sources = covering.filter((s) => s.synced);
+      // A watch that is not synced may hold what the others lack: the server answers the whole list.
+      if (sources.length === 0 || sources.length !== covering.length || !requirements) return fallback.list(r, o);
       // What any of the watches selects (several may hold one object: Secrets), once each.
       const out = new Map<string, KObject>();
       for (const source of sources) {
