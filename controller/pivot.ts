@@ -334,19 +334,19 @@ async function shadow(ctx: Ctx, deps: ReconcileDeps, batches: readonly (readonly
     return !(o.metadata.annotations?.[MOVE.pivotedTo] === ctx.name && isPaused(o) && (o.metadata.finalizers ?? []).length === 0);
   });
   // Every object is already paused and each patch stands alone (shadowing is idempotent), so they go out
-  // SHADOW_CONCURRENCY at a time; a checkpoint still precedes each one.
+  // SHADOW_CONCURRENCY at a time; a checkpoint still precedes each one, all of a group's before its writes
+  // start, so a stop at a checkpoint (or a lost Lease) never leaves a write running.
   for (let i = 0; i < pending.length; i += SHADOW_CONCURRENCY) {
-    const writes: Promise<unknown>[] = [];
-    for (const n of pending.slice(i, i + SHADOW_CONCURRENCY)) {
+    const group = pending.slice(i, i + SHADOW_CONCURRENCY);
+    for (let k = 0; k < group.length; k++) await checkpoint(deps, ctx, 'pivot:shadow');
+    await settleAll(group.map((n) => {
       const o = n.object;
-      await checkpoint(deps, ctx, 'pivot:shadow');
       const patch: Record<string, unknown> = {
         metadata: { finalizers: null, annotations: { [MOVE.pivotedTo]: ctx.name, ...(isCapiCluster(o) ? {} : { [MOVE.paused]: '' }) } },
         ...(isCapiCluster(o) ? { spec: { paused: true } } : {}),
       };
-      writes.push(guarded(`shadowing ${n.kind} ${ctx.namespace}/${n.name}`, () => mover.patch(o, patch)));
-    }
-    await settleAll(writes);
+      return guarded(`shadowing ${n.kind} ${ctx.namespace}/${n.name}`, () => mover.patch(o, patch));
+    }));
   }
 }
 
