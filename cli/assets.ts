@@ -22,10 +22,20 @@ export function loadCrdSources(root = packageRoot()): Map<string, string> {
   return new Map(readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
 }
 
-/** sha256 over crds/' file names and contents: what precompiled validators were built from. */
-export function crdDigest(sources: ReadonlyMap<string, string>): string {
+/**
+ * sha256 over crds/' file names and contents and over what compiles them (the built openapi.js and
+ * formats.js, and ajv's version): what precompiled validators were built from. A build that recompiled
+ * the code without regenerating the validators therefore does not use them.
+ */
+export function crdDigest(sources: ReadonlyMap<string, string>, root = packageRoot()): string {
   const hash = createHash('sha256');
   for (const [name, text] of sources) hash.update(name).update('\0').update(text).update('\0');
+  for (const file of ['openapi.js', 'formats.js']) {
+    const built = join(root, 'dist', 'core', 'spec', file);
+    hash.update(existsSync(built) ? readFileSync(built) : 'unbuilt').update('\0');
+  }
+  const ajv = join(root, 'node_modules', 'ajv', 'package.json');
+  hash.update(existsSync(ajv) ? String((JSON.parse(readFileSync(ajv, 'utf8')) as { version?: unknown }).version) : 'no ajv');
   return hash.digest('hex');
 }
 

@@ -10,7 +10,9 @@
  * report, and each cluster's text is placed by its position in the sorted selection. A worker that
  * fails or cannot start makes the run fall back to one thread; nothing is printed until all is done.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Renderer } from '../core/render/render.js';
 import type { LatticeCluster } from '../core/spec/model.js';
@@ -103,8 +105,11 @@ interface StartedWorker {
   next(): Promise<WorkerReply>;
 }
 
+/** The worker's module, beside this one in a build (absent when running from the TypeScript sources). */
+const WORKER = new URL('./generate-worker.js', import.meta.url);
+
 function startWorker(start: WorkerStart): StartedWorker {
-  const worker = new Worker(new URL('./generate-worker.js', import.meta.url), { workerData: start });
+  const worker = new Worker(WORKER, { workerData: start });
   const queue: WorkerReply[] = [];
   const waiting: ((r: WorkerReply) => void)[] = [];
   const deliver = (r: WorkerReply) => {
@@ -114,6 +119,7 @@ function startWorker(start: WorkerStart): StartedWorker {
   };
   worker.on('message', (m: WorkerReply) => deliver(m));
   worker.on('error', (e) => deliver({ type: 'failed', message: e.message }));
+  worker.on('messageerror', (e) => deliver({ type: 'failed', message: `unreadable reply: ${e.message}` }));
   worker.on('exit', (code) => deliver({ type: 'failed', message: `worker exited (${code})` }));
   return {
     worker,
@@ -137,6 +143,8 @@ export async function generateInParallel(
   const blockSize = blockSizeFor(files.length, settings.threads);
   const fileBlocks = Math.ceil(files.length / blockSize);
   const counters = new Int32Array(new SharedArrayBuffer(8));
+  // From the sources there is no worker to start: one thread, and nothing failed.
+  if (!existsSync(fileURLToPath(WORKER))) return { kind: 'fallback' };
   let workers: StartedWorker[];
   try {
     workers = Array.from({ length: settings.threads - 1 }, () => startWorker({ files, blockSize, counters: counters.buffer as SharedArrayBuffer, options }));

@@ -84,7 +84,8 @@ function canonical(value: unknown): unknown {
 
 /**
  * Rendered strings and keys, remembered: the same names, namespaces, versions and label keys recur in
- * every cluster. Bounded, so a long-running sidecar or agent does not grow with every value it has seen.
+ * every cluster. Bounded in count and in string length, so a long-running sidecar or agent does not grow
+ * with every value it has seen.
  */
 const MEMO_LIMIT = 20_000;
 const stringMemo = new Map<string, string>();
@@ -96,9 +97,15 @@ function remember(memo: Map<string, string>, key: string, value: string): string
   return value;
 }
 
+/** Strings longer than this are rendered each time: the memo holds names and versions, not documents. */
+const MEMO_MAX_LENGTH = 256;
+
 /** The template filter `y`: a YAML-safe rendering of any plain value. */
 export function yamlValue(value: unknown): string {
-  if (typeof value === 'string') return stringMemo.get(value) ?? remember(stringMemo, value, escapeUnsafe(JSON.stringify(value)));
+  if (typeof value === 'string') {
+    if (value.length > MEMO_MAX_LENGTH) return escapeUnsafe(JSON.stringify(value));
+    return stringMemo.get(value) ?? remember(stringMemo, value, escapeUnsafe(JSON.stringify(value)));
+  }
   if (value === undefined) throw new TypeError('cannot render undefined: guard optional values with {% if %}');
   return escapeUnsafe(writeJson(value));
 }
@@ -111,7 +118,10 @@ const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
 const YAML11_SPECIAL = /^(y|n|yes|no|on|off|true|false|null|[eE][-+]?[0-9_]+)$/i;
 
 function yamlKey(key: string): string {
-  return keyMemo.get(key) ?? remember(keyMemo, key, PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key));
+  const rendered = keyMemo.get(key);
+  if (rendered !== undefined) return rendered;
+  const fresh = PLAIN_KEY.test(key) && !YAML11_SPECIAL.test(key) ? key : yamlValue(key);
+  return key.length > MEMO_MAX_LENGTH ? fresh : remember(keyMemo, key, fresh);
 }
 
 const isMap = isRecord;
