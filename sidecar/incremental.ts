@@ -75,7 +75,8 @@ const byName = <T extends { metadata: { name: string; namespace?: string } }>(a:
 function identityOf(o: { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } }): string | undefined {
   const name = o.metadata?.name;
   if (typeof name !== 'string') return undefined;
-  return `${String(o.kind)}/${typeof o.metadata?.namespace === 'string' ? o.metadata.namespace : ''}/${name}`;
+  // The namespace as core's identity writes it (`?? ''`, then as text), so 5 and "5" collide here too.
+  return `${String(o.kind)}/${String(o.metadata?.namespace ?? '')}/${name}`;
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.compare(a, b) === 0;
