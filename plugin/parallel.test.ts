@@ -96,7 +96,7 @@ describe('lattice cmp generate on several threads', () => {
     expect(parallelSettings({ LATTICE_CMP_THREADS: '1' }).threads).toBe(1);
     expect(parallelSettings({ LATTICE_CMP_THREADS: '64' }).threads).toBe(4);
     expect(parallelSettings({ LATTICE_CMP_THREADS: 'many' }).threads).toBeGreaterThanOrEqual(1);
-    expect(parallelSettings({}).minFiles).toBe(100);
+    expect(parallelSettings({}).minFiles).toBe(1000);
     expect(parallelSettings({ LATTICE_CMP_PARALLEL_MIN_FILES: '0' }).minFiles).toBe(0);
     // blocks: at least 4 items, at most 64, about 8 per thread otherwise
     expect(blockSizeFor(10, 2)).toBe(4);
