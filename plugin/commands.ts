@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { loadSpecs, specRenderer, specValidator } from '../cli/load.js';
 import { readInputs } from '../cli/inputs.js';
 import { DEFAULT_SOURCE_LIMITS } from '../core/spec/source.js';
+import { ok } from '../core/spec/issues.js';
+import type { SpecSet } from '../core/spec/validate.js';
 import { Component } from '../core/flavor/argocd.js';
 import { generateInParallel, parallelSettings } from './parallel.js';
 import { ExitCode, reportIssues, type Streams } from '../cli/report.js';
@@ -32,6 +34,7 @@ export function registerCmpCommands(program: Command, io: Streams, setExit: (cod
       }
       const inputs = readInputs(['.'], { maxFileBytes: DEFAULT_SOURCE_LIMITS.maxFileBytes, cwd });
       const parallel = parallelSettings(env);
+      let validated: SpecSet | undefined;
       if (inputs.issues.length === 0 && options.value.component === Component.clusters && parallel.threads > 1 && inputs.files.length >= parallel.minFiles) {
         const outcome = await generateInParallel(inputs.files, options.value, parallel, {
           validator: specValidator(), renderer,
@@ -48,9 +51,11 @@ export function registerCmpCommands(program: Command, io: Streams, setExit: (cod
           return setExit(ExitCode.OK);
         }
         // Anything to report (or a worker that failed): the one-thread path says it exactly.
+        validated = outcome.specs;
         if (outcome.failure) io.stderr.write(`lattice cmp generate: worker threads failed (${outcome.failure}); continuing on one thread\n`);
       }
-      const { result } = loadSpecs(['.'], cwd, inputs);
+      // Specs the parallel run already validated are not read again.
+      const result = validated ? ok(validated) : loadSpecs(['.'], cwd, inputs).result;
       if (!result.ok) return setExit(reportIssues(result.issues, 'human', io));
       const selection = selectArgoCdObjects(renderer, result.value, options.value);
       if (!selection.ok) {

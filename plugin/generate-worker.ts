@@ -8,7 +8,7 @@ import type { LatticeCluster } from '../core/spec/model.js';
 import type { FileChecks } from '../core/spec/validate.js';
 import { specRenderer, specValidator } from '../cli/load.js';
 import { clusterObjects } from './generate.js';
-import { clusterText, drain, slice, type RenderRequest, type WorkerReply, type WorkerStart } from './parallel.js';
+import { CLUSTER_BLOCK, FILE_BLOCK, drain, renderClusterBlock, slice, type RenderRequest, type WorkerReply, type WorkerStart } from './parallel.js';
 
 const start = workerData as WorkerStart;
 const port = parentPort;
@@ -18,7 +18,7 @@ const reply = (r: WorkerReply) => port?.postMessage(r);
 try {
   const validator = specValidator();
   const checked: [number, FileChecks][] = [];
-  drain(counters, 0, Math.ceil(start.files.length / start.blockSize), (b) => checked.push([b, validator.checkFiles(slice(start.files, start.blockSize, b))]));
+  drain(counters, FILE_BLOCK, Math.ceil(start.files.length / start.blockSize), (b) => checked.push([b, validator.checkFiles(slice(start.files, start.blockSize, b))]));
   reply({ type: 'checked', blocks: checked });
   const own = new Map<string, LatticeCluster>();
   for (const [, check] of checked) {
@@ -30,17 +30,8 @@ try {
       const objectsOf = clusterObjects(renderer, start.options);
       const clusters = new Map([...own, ...request.clusters]);
       const rendered: [number, string, number][] = [];
-      drain(counters, 1, Math.ceil(request.names.length / request.blockSize), (b) => {
-        let text = '';
-        let objects = 0;
-        for (const name of slice(request.names, request.blockSize, b)) {
-          const cluster = clusters.get(name);
-          if (!cluster) throw new Error(`worker: no cluster ${name}`);
-          const [t, n] = clusterText(renderer, objectsOf, cluster);
-          text += t;
-          objects += n;
-        }
-        rendered.push([b, text, objects]);
+      drain(counters, CLUSTER_BLOCK, Math.ceil(request.names.length / request.blockSize), (b) => {
+        rendered.push([b, ...renderClusterBlock(renderer, objectsOf, clusters, slice(request.names, request.blockSize, b))]);
       });
       reply({ type: 'rendered', blocks: rendered });
     } catch (e) {

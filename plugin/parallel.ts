@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Renderer } from '../core/render/render.js';
+import type { PlannedObject } from '../core/render/plan.js';
 import type { LatticeCluster } from '../core/spec/model.js';
 import type { SourceFile } from '../core/spec/source.js';
 import type { FileChecks, SpecSet, SpecValidator } from '../core/spec/validate.js';
@@ -77,10 +78,11 @@ export type WorkerReply =
 export type ParallelOutcome =
   | { readonly kind: 'rendered'; readonly text: string; readonly clusters: number; readonly objects: number; readonly threads: number }
   /** The one-thread path must run: the input has something to report, or (with `failure`) a worker failed. */
-  | { readonly kind: 'fallback'; readonly failure?: string };
+  | { readonly kind: 'fallback'; readonly failure?: string; readonly specs?: SpecSet };
 
-const FILE_BLOCK = 0;
-const CLUSTER_BLOCK = 1;
+/** The shared counters' slots. */
+export const FILE_BLOCK = 0;
+export const CLUSTER_BLOCK = 1;
 
 /** Blocks of about `threads * 8` per input, so a late or slow thread leaves little behind. */
 export const blockSizeFor = (items: number, threads: number): number => Math.max(4, Math.min(64, Math.ceil(items / (threads * 8))));
@@ -96,10 +98,21 @@ export function drain(counters: Int32Array, which: number, blocks: number, work:
 
 export const slice = <T>(items: readonly T[], blockSize: number, block: number): T[] => items.slice(block * blockSize, (block + 1) * blockSize);
 
-/** One cluster's Argo CD text (what `generateText` prints for its objects) and its object count. */
-export function clusterText(renderer: Renderer, objectsOf: (c: LatticeCluster) => ReturnType<ReturnType<typeof clusterObjects>>, cluster: LatticeCluster): [string, number] {
-  const docs = renderer.renderObjects(objectsOf(cluster));
-  return [toYamlStream(docs), docs.length];
+/**
+ * The Argo CD text of a block of selected clusters (what `generateText` prints for their objects, in
+ * order) and its object count; the same on every thread.
+ */
+export function renderClusterBlock(renderer: Renderer, objectsOf: (c: LatticeCluster) => PlannedObject[], clusters: ReadonlyMap<string, LatticeCluster>, names: readonly string[]): [string, number] {
+  let text = '';
+  let objects = 0;
+  for (const name of names) {
+    const cluster = clusters.get(name);
+    if (!cluster) throw new Error(`no cluster ${name} to render`);
+    const docs = renderer.renderObjects(objectsOf(cluster));
+    text += toYamlStream(docs);
+    objects += docs.length;
+  }
+  return [text, objects];
 }
 
 interface StartedWorker {
@@ -171,7 +184,8 @@ export async function generateInParallel(
     const specs = deps.validator.combine(ordered as FileChecks[]);
     if (!specs) return { kind: 'fallback' };
     const selected = deps.select(specs);
-    if (!selected) return { kind: 'fallback' };
+    // Valid specs, but nothing to print (a selection error): the one-thread path reports it from these specs.
+    if (!selected) return { kind: 'fallback', specs };
 
     // Rendering: the selected clusters in sorted order, in blocks; each worker gets the clusters it
     // does not hold already (it keeps those it checked).
@@ -192,15 +206,9 @@ export async function generateInParallel(
     let objects = selected.objects;
     const objectsOf = clusterObjects(deps.renderer, options);
     drain(counters, CLUSTER_BLOCK, Math.ceil(selected.names.length / renderBlock), (b) => {
-      let text = '';
-      for (const name of slice(selected.names, renderBlock, b)) {
-        const cluster = byName.get(name);
-        if (!cluster) continue;
-        const [t, n] = clusterText(deps.renderer, objectsOf, cluster);
-        text += t;
-        objects += n;
-      }
+      const [text, n] = renderClusterBlock(deps.renderer, objectsOf, byName, slice(selected.names, renderBlock, b));
       texts[b] = text;
+      objects += n;
     });
     for (const started of workers) {
       const reply = await started.next();
