@@ -6,7 +6,7 @@
  * (go-yaml v2) reads it, so a spec means the same here as under `kubectl apply`; timestamps and
  * sexagesimal numbers stay strings there too, so those tags are left out.
  */
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments, visit, type Document, type Node, type Pair } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments, visit, type Document, type Node, type Pair, type Tags } from 'yaml';
 import { IssueCode, fail, ok, type Issue, type Result } from './issues.js';
 import type { Path } from './path.js';
 
@@ -67,8 +67,21 @@ const GO_YAML_FLOAT = {
 };
 const UTF8_BOM = '\uFEFF';
 
-/** Parses a file into its non-empty documents, or returns every problem found in it. */
-export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): Result<SourceDocument[]> {
+/**
+ * How spec YAML is read (the yaml library's options): YAML 1.1 scalars with go-yaml's float rule, merge
+ * keys, duplicate keys refused. The first pass (first-pass.ts) resolves plain scalars with the same tags.
+ */
+export const SPEC_YAML_OPTIONS = {
+  schema: 'yaml-1.1',
+  customTags: (tags: Tags) => [...tags.filter((t) => !isDroppedTag(t)), GO_YAML_FLOAT],
+  merge: true,
+  uniqueKeys: true,
+  prettyErrors: false,
+  strict: true,
+} as const;
+
+/** A file's text, or the issue that stops it being read as YAML at all (size, NUL byte, not UTF-8). */
+export function decodeSource(file: SourceFile, limits: SourceLimits): Result<string> {
   const at = (code: IssueCode, message: string, line = 1, col = 1, extra: Partial<Issue> = {}): Issue => ({
     code, message, file: file.path, line, col, path: '', ...extra,
   });
@@ -91,18 +104,20 @@ export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT
     const pos = positionOfIndex(lossy, Math.max(bad, 0));
     return fail([at(IssueCode.FILE_NOT_UTF8, 'file is not valid UTF-8', pos.line, pos.col, { expected: 'UTF-8 text', found: 'invalid byte sequence' })]);
   }
-  if (text.startsWith(UTF8_BOM)) text = text.slice(1);
+  return ok(text.startsWith(UTF8_BOM) ? text.slice(1) : text);
+}
+
+/** Parses a file into its non-empty documents, or returns every problem found in it. */
+export function parseSourceFile(file: SourceFile, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): Result<SourceDocument[]> {
+  const at = (code: IssueCode, message: string, line = 1, col = 1, extra: Partial<Issue> = {}): Issue => ({
+    code, message, file: file.path, line, col, path: '', ...extra,
+  });
+  const decoded = decodeSource(file, limits);
+  if (!decoded.ok) return decoded;
+  const text = decoded.value;
 
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, {
-    lineCounter,
-    schema: 'yaml-1.1',
-    customTags: (tags) => [...tags.filter((t) => !isDroppedTag(t)), GO_YAML_FLOAT],
-    merge: true,
-    uniqueKeys: true,
-    prettyErrors: false,
-    strict: true,
-  });
+  const docs = parseAllDocuments(text, { ...SPEC_YAML_OPTIONS, lineCounter });
   const list = Array.isArray(docs) ? docs : [docs];
   const mayHaveTags = text.includes('!');
   // Only an alias (`*name`) can make data cyclic.
@@ -181,7 +196,8 @@ function positionOfByte(bytes: Uint8Array, offset: number): { line: number; col:
   return positionOfIndex(prefix, prefix.length);
 }
 
-function positionOfIndex(text: string, index: number): { line: number; col: number } {
+/** 1-based line and column of a character index in a text. */
+export function positionOfIndex(text: string, index: number): { line: number; col: number } {
   const before = text.slice(0, index);
   const line = before.split('\n').length;
   return { line, col: index - before.lastIndexOf('\n') };

@@ -10,6 +10,7 @@ import type { InfraProvider, LatticeCluster } from './model.js';
 import type { SchemaNode } from './openapi.js';
 import { formatPath, fromJsonPointer, type Path } from './path.js';
 import { checkRules, configuredProviders, type Violation } from './rules.js';
+import { firstPassDocuments } from './first-pass.js';
 import { DEFAULT_SOURCE_LIMITS, parseSourceFile, type SourceDocument, type SourceFile, type SourceLimits } from './source.js';
 
 /** The API group whose kinds Lattice owns. */
@@ -18,9 +19,8 @@ export const LATTICE_GROUP = 'lattice.dev';
 /** Where an object came from. */
 export interface Origin {
   readonly file: string;
-  /** 0-based document index in the file. */
+  /** 0-based document index in the file (with the file, enough to find it; positions are for issues). */
   readonly document: number;
-  readonly line: number;
 }
 
 /** A Kubernetes object as read from a file. */
@@ -129,16 +129,23 @@ export function createSpecValidator(schemas: readonly KindSchema[], options: Spe
 
 /** Every document of the files checked on its own, with its source; per-file issues go to `issues`. */
 function* checkedDocuments(files: readonly SourceFile[], kinds: ReadonlyMap<string, KindInfo>, limits: SourceLimits, issues: Issue[]): Generator<CheckedObject & { readonly doc: SourceDocument }> {
+  const check = (docs: readonly SourceDocument[]) => docs.map((doc) => ({ doc, checked: checkDocument(doc, kinds) }));
   for (const file of files) {
-    const parsed = parseSourceFile(file, limits);
-    if (!parsed.ok) {
-      issues.push(...parsed.issues);
-      continue;
+    // The first pass (first-pass.ts) reads most files; a file it gives up on, or whose documents have any
+    // issue, is read again by the full pass, so every issue is reported as the full pass finds it.
+    const first = firstPassDocuments(file, limits);
+    let checks = first && check(first);
+    if (!checks || checks.some(({ checked }) => checked.issues.length > 0)) {
+      const parsed = parseSourceFile(file, limits);
+      if (!parsed.ok) {
+        issues.push(...parsed.issues);
+        continue;
+      }
+      checks = check(parsed.value);
     }
-    for (const doc of parsed.value) {
-      const checked = checkDocument(doc, kinds);
+    for (const { doc, checked } of checks) {
       issues.push(...checked.issues);
-      if (checked.object) yield { doc, origin: { file: doc.file, document: doc.index, line: doc.locate([]).line }, object: checked.object, ours: checked.ours };
+      if (checked.object) yield { doc, origin: { file: doc.file, document: doc.index }, object: checked.object, ours: checked.ours };
     }
   }
 }
