@@ -169,9 +169,11 @@ describe('lattice controller with Argo CD', () => {
       registration: (await secret('argocd', 'cluster-dev')).metadata?.resourceVersion,
       state: (await secret('capi-dev', 'lattice-state')).metadata?.resourceVersion,
     });
+    // Settled means two more reconciles leave everything as it was (counted, not timed).
     await eventually(async () => {
       const a = await versions();
-      await new Promise((r) => setTimeout(r, 150));
+      const n = harness.reconciles('dev');
+      await eventually(() => expect(harness.reconciles('dev')).toBeGreaterThanOrEqual(n + 2));
       expect(await versions()).toEqual(a);
     });
     const before = await versions();
