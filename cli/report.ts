@@ -6,7 +6,8 @@ export const ExitCode = { OK: 0, INVALID: 1, USAGE: 2 } as const;
 export type OutputFormat = 'human' | 'json';
 
 export interface Streams {
-  readonly stdout: { write(s: string): unknown };
+  /** Text, or bytes already encoded as UTF-8 (the parallel `cmp generate`). */
+  readonly stdout: { write(s: string | Uint8Array): unknown };
   readonly stderr: { write(s: string): unknown };
 }
 

@@ -46,7 +46,7 @@ export function registerCmpCommands(program: Command, io: Streams, setExit: (cod
           },
         });
         if (outcome.kind === 'rendered') {
-          io.stdout.write(outcome.text);
+          for (const chunk of outcome.chunks) io.stdout.write(chunk);
           io.stderr.write(`lattice cmp generate: ${outcome.clusters} cluster(s), ${outcome.objects} objects (component ${options.value.component}, ${outcome.threads} threads)\n`);
           return setExit(ExitCode.OK);
         }

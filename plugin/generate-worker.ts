@@ -13,7 +13,7 @@ import { CLUSTER_BLOCK, FILE_BLOCK, drain, renderClusterBlock, slice, type Rende
 const start = workerData as WorkerStart;
 const port = parentPort;
 const counters = new Int32Array(start.counters);
-const reply = (r: WorkerReply) => port?.postMessage(r);
+const reply = (r: WorkerReply, transfer: ArrayBuffer[] = []) => port?.postMessage(r, transfer);
 
 try {
   const validator = specValidator();
@@ -29,11 +29,14 @@ try {
       const renderer = specRenderer();
       const objectsOf = clusterObjects(renderer, start.options);
       const clusters = new Map([...own, ...request.clusters]);
-      const rendered: [number, string, number][] = [];
+      const rendered: [number, Uint8Array, number][] = [];
+      const utf8 = new TextEncoder();
       drain(counters, CLUSTER_BLOCK, Math.ceil(request.names.length / request.blockSize), (b) => {
-        rendered.push([b, ...renderClusterBlock(renderer, objectsOf, clusters, slice(request.names, request.blockSize, b))]);
+        const [text, objects] = renderClusterBlock(renderer, objectsOf, clusters, slice(request.names, request.blockSize, b));
+        rendered.push([b, utf8.encode(text), objects]);
       });
-      reply({ type: 'rendered', blocks: rendered });
+      // TextEncoder gives each block its own ArrayBuffer, so moving them leaves nothing shared behind.
+      reply({ type: 'rendered', blocks: rendered }, rendered.map(([, bytes]) => bytes.buffer as ArrayBuffer));
     } catch (e) {
       reply({ type: 'failed', message: e instanceof Error ? e.message : String(e) });
     }

@@ -71,12 +71,17 @@ export interface RenderRequest {
 
 export type WorkerReply =
   | { readonly type: 'checked'; readonly blocks: readonly (readonly [number, FileChecks])[] }
-  | { readonly type: 'rendered'; readonly blocks: readonly (readonly [number, string, number])[] }
+  /** Each block's text as UTF-8, its buffer transferred rather than copied. */
+  | { readonly type: 'rendered'; readonly blocks: readonly (readonly [number, Uint8Array, number])[] }
   | { readonly type: 'failed'; readonly message: string };
 
 /** The outcome of a parallel run, for the command to print: text, or the spec set to report on. */
 export type ParallelOutcome =
-  | { readonly kind: 'rendered'; readonly text: string; readonly clusters: number; readonly objects: number; readonly threads: number }
+  /**
+   * The output as UTF-8 chunks to write in order: each thread encodes what it rendered while the others
+   * still render, so the one write at the end copies bytes instead of encoding a single large string.
+   */
+  | { readonly kind: 'rendered'; readonly chunks: readonly Uint8Array[]; readonly clusters: number; readonly objects: number; readonly threads: number }
   /** The one-thread path must run: the input has something to report, or (with `failure`) a worker failed. */
   | { readonly kind: 'fallback'; readonly failure?: string; readonly specs?: SpecSet };
 
@@ -202,12 +207,13 @@ export async function generateInParallel(
       const request: RenderRequest = { type: 'render', names: selected.names, clusters, blockSize: renderBlock };
       started.worker.postMessage(request);
     }
-    const texts: string[] = [];
+    const texts: Uint8Array[] = [];
     let objects = selected.objects;
     const objectsOf = clusterObjects(deps.renderer, options);
+    const utf8 = new TextEncoder();
     drain(counters, CLUSTER_BLOCK, Math.ceil(selected.names.length / renderBlock), (b) => {
       const [text, n] = renderClusterBlock(deps.renderer, objectsOf, byName, slice(selected.names, renderBlock, b));
-      texts[b] = text;
+      texts[b] = utf8.encode(text);
       objects += n;
     });
     for (const started of workers) {
@@ -220,7 +226,7 @@ export async function generateInParallel(
     }
     const blocks = Math.ceil(selected.names.length / renderBlock);
     for (let b = 0; b < blocks; b++) if (texts[b] === undefined) return { kind: 'fallback', failure: 'a block was not rendered' };
-    return { kind: 'rendered', text: selected.head + texts.join('') + selected.tail, clusters: selected.names.length, objects, threads: settings.threads };
+    return { kind: 'rendered', chunks: [utf8.encode(selected.head), ...texts, utf8.encode(selected.tail)], clusters: selected.names.length, objects, threads: settings.threads };
   } finally {
     await Promise.all(workers.map((w) => w.worker.terminate()));
   }
