@@ -79,7 +79,10 @@ export function tidy(text: string): string {
   while (start < text.length) {
     const nl = text.indexOf('\n', start);
     const end = nl < 0 ? text.length : nl;
-    if (isBlank(text, start, end)) {
+    // A line that ends in printable ASCII other than a space is not blank: most lines are decided by
+    // their last character, without walking their indentation.
+    const last = end > start ? text.charCodeAt(end - 1) : 0;
+    if (!(last > 32 && last < 127) && isBlank(text, start, end)) {
       if (run < start) out += text.slice(run, start);
       run = end + 1;
     }

@@ -137,12 +137,15 @@ const padOf = (n: number): string => (pads[n] ??= ' '.repeat(n));
  */
 export function yamlBlock(value: unknown, indent: number): string {
   if (isMap(value)) {
-    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
-    if (keys.length === 0) return ' {}';
     const pad = padOf(indent);
     let out = '';
-    for (const k of keys) out += `\n${pad}${yamlKey(k)}:${yamlBlock(value[k], indent + 2)}`;
-    return out;
+    for (const k of Object.keys(value).sort()) {
+      const v = value[k];
+      if (v === undefined) continue;
+      // Strings (most labels and annotations) directly, without another call and its type tests.
+      out += `\n${pad}${yamlKey(k)}:${typeof v === 'string' ? ` ${yamlValue(v)}` : yamlBlock(v, indent + 2)}`;
+    }
+    return out === '' ? ' {}' : out;
   }
   if (Array.isArray(value)) {
     if (value.length === 0) return ' []';
