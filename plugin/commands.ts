@@ -8,7 +8,7 @@ import type { SpecSet } from '../core/spec/validate.js';
 import { Component } from '../core/flavor/argocd.js';
 import { generateInParallel, parallelSettings } from './parallel.js';
 import { ExitCode, reportIssues, type Streams } from '../cli/report.js';
-import { generateText, selectArgoCdObjects, selectClusters } from './generate.js';
+import { generateChunks, generateText, selectArgoCdObjects, selectClusters } from './generate.js';
 import { announcements, readCmpOptions, type Env } from './options.js';
 
 export interface CmpDeps {
@@ -62,7 +62,7 @@ export function registerCmpCommands(program: Command, io: Streams, setExit: (cod
         for (const e of selection.errors) io.stderr.write(`lattice cmp generate: ${e}\n`);
         return setExit(ExitCode.INVALID);
       }
-      io.stdout.write(generateText(renderer, selection.objects));
+      for (const chunk of generateChunks(renderer, selection.objects)) io.stdout.write(chunk);
       io.stderr.write(`lattice cmp generate: ${selection.clusters.length} cluster(s), ${selection.objects.length} objects (component ${options.value.component})\n`);
       setExit(ExitCode.OK);
     });
