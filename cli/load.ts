@@ -30,8 +30,22 @@ export function specRenderer(): Renderer {
 
 /** Templates compiled at build time (dist/generated/templates.cjs); the renderer checks their digest. */
 function precompiledTemplates(): PrecompiledTemplates | undefined {
-  const file = fileURLToPath(new URL('../generated/templates.cjs', import.meta.url));
-  return existsSync(file) ? (createRequire(import.meta.url)(file) as PrecompiledTemplates) : undefined;
+  return loadBuilt(fileURLToPath(new URL('../generated/templates.cjs', import.meta.url)), (mod) => mod as PrecompiledTemplates);
+}
+
+/**
+ * A module written by scripts/precompile.ts, made usable by `use`; undefined when absent. One that cannot be
+ * loaded or used (a damaged build) is reported as a warning and left aside: the sources it was made from are
+ * compiled instead, slower but the same, rather than every command failing.
+ */
+export function loadBuilt<T>(file: string, use: (mod: unknown) => T | undefined): T | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return use(createRequire(import.meta.url)(file));
+  } catch (e) {
+    process.emitWarning(`${file} is unusable (${e instanceof Error ? e.message : String(e)}); compiling from the sources instead: rebuild with npm run build`);
+    return undefined;
+  }
 }
 
 /** What scripts/precompile.ts writes: the digest of its crds/, our kinds, and their validators. */
@@ -44,21 +58,22 @@ interface PrecompiledModule {
 /** Beside dist/cli/ in a build; absent when running from the TypeScript sources. */
 const PRECOMPILED = fileURLToPath(new URL('../generated/spec-validators.cjs', import.meta.url));
 
-/** The precompiled validators, when built from exactly these crds/. */
-function precompiledKinds(sources: ReadonlyMap<string, string>): KindSchema[] | undefined {
-  if (!existsSync(PRECOMPILED)) return undefined;
-  const mod = createRequire(import.meta.url)(PRECOMPILED) as PrecompiledModule;
-  if (mod.crdDigest !== crdDigest(sources)) return undefined;
-  const validators = mod.create(RE2JS, KUBERNETES_FORMATS);
-  return mod.kinds.map((k) => ({
-    kind: k.kind,
-    namespaced: k.namespaced,
-    versions: new Map(k.versions.map((v) => {
-      const validate = validators[`${k.kind}/${v}`];
-      if (!validate) throw new Error(`${PRECOMPILED} has no validator for ${k.kind}/${v}: rebuild`);
-      return [v, validate];
-    })),
-  }));
+/** The precompiled validators in `file`, when built from exactly these crds/. */
+export function precompiledKinds(sources: ReadonlyMap<string, string>, file = PRECOMPILED): KindSchema[] | undefined {
+  return loadBuilt(file, (loaded) => {
+    const mod = loaded as PrecompiledModule;
+    if (mod.crdDigest !== crdDigest(sources)) return undefined;
+    const validators = mod.create(RE2JS, KUBERNETES_FORMATS);
+    return mod.kinds.map((k) => ({
+      kind: k.kind,
+      namespaced: k.namespaced,
+      versions: new Map(k.versions.map((v) => {
+        const validate = validators[`${k.kind}/${v}`];
+        if (typeof validate !== 'function') throw new Error(`no validator for ${k.kind}/${v}`);
+        return [v, validate];
+      })),
+    }));
+  });
 }
 
 /**
