@@ -75,6 +75,7 @@ export function createTemplateEnvironment(sources: TemplateSources, precompiled?
   env.addFilter('block', yamlBlock);
   env.addFilter('nested', nestedYaml);
   const names = [...sources.keys()].filter((n) => n.endsWith('.njk')).sort();
+  for (const partial of names.filter(isPartial)) exportOnce(env.getTemplate(partial, true));
   // Compiled on first use and kept: a run touches only its providers' templates, and the plugin's cold
   // start (one process per uncached revision in Argo CD) should not compile the rest.
   const compiled = new Map<string, nunjucks.Template>();
@@ -87,7 +88,7 @@ export function createTemplateEnvironment(sources: TemplateSources, precompiled?
     return t;
   };
   // A template's digest covers the partials it includes: changing a partial renames what it shapes.
-  const partials = names.filter((n) => n.split('/').pop()?.startsWith('_')).map((n) => sources.get(n) ?? '').join('\n');
+  const partials = names.filter(isPartial).map((n) => sources.get(n) ?? '').join('\n');
   const digests = new Map(names.map((n) => [n, createHash('sha256').update(sources.get(n) ?? '').update('\n').update(partials).digest('hex')]));
   return {
     templates: names,
@@ -101,5 +102,31 @@ export function createTemplateEnvironment(sources: TemplateSources, precompiled?
       if (!d) throw new Error(`template not found: ${template}`);
       return d;
     },
+  };
+}
+
+const isPartial = (name: string): boolean => name.split('/').pop()?.startsWith('_') ?? false;
+
+type ExportCallback = (err: unknown, exported: unknown) => void;
+
+/**
+ * Makes a partial's `{% from "_macros.njk" import header %}` run the partial once per process instead of
+ * once per render (nunjucks re-runs an imported template's top level on every import). Only imports
+ * without context are remembered: nunjucks gives those a fresh, empty context, so what they export (the
+ * macros, which read only their arguments, filters and globals) is the same every time.
+ */
+function exportOnce(template: nunjucks.Template): void {
+  const t = template as unknown as { getExported(...args: unknown[]): void };
+  const original = t.getExported.bind(t);
+  let exported: unknown;
+  t.getExported = (...args: unknown[]) => {
+    const cb = args[0];
+    if (args.length !== 1 || typeof cb !== 'function') return original(...args);
+    const done = cb as ExportCallback;
+    if (exported !== undefined) return done(null, exported);
+    return original((err: unknown, value: unknown) => {
+      if (!err) exported = value;
+      done(err, value);
+    });
   };
 }
