@@ -6,17 +6,19 @@
  *
  * - plain scalars resolve through the yaml library's own tags for our YAML 1.1 schema, in its order, so
  *   `yes`, `0777`, `1e3` and `~` mean exactly what they mean in the full pass;
- * - anything whose meaning the two parsers could disagree on is left to the full pass: explicit tags
- *   (`!`), aliases (`*`), merge keys (`<<`), directives (`%`), keys that are not strings, any js-yaml error
- *   (duplicate keys included);
- * - documents keep the full pass's indexes (both count empty documents alike; a test checks it).
+ * - anything the two parsers could read differently is left to the full pass: text the `UNSURE` screen
+ *   names (tags, aliases, merge keys, directives, and the forms a review and the differential test found
+ *   read differently), keys that are not strings, and any js-yaml error (duplicate keys included);
+ * - documents keep the full pass's indexes (once `...` lines are screened out, both count empty documents
+ *   alike; the test checks it).
  *
- * Source positions come from the full pass, run on the file only when something asks for one (an issue).
- * Whoever finds an issue in a first-pass file re-reads the whole file with the full pass, so every report
- * is the full pass's (validate.ts).
+ * Source positions come from the full pass, run on the file only when something asks for one (an issue),
+ * and at most once per file. Whoever finds an issue in a first-pass file takes the whole file from that
+ * full pass, so every report is the full pass's (validate.ts).
  */
 import { FAILSAFE_SCHEMA, NOT_RESOLVED, defineMappingTag, defineScalarTag, loadAll, type Schema } from 'js-yaml';
 import { Document, isScalar, type ScalarTag } from 'yaml';
+import type { Result } from './issues.js';
 import type { Path } from './path.js';
 import { DEFAULT_SOURCE_LIMITS, SPEC_YAML_OPTIONS, decodeSource, parseSourceFile, type SourceDocument, type SourceFile, type SourceLimits } from './source.js';
 
@@ -40,7 +42,7 @@ function specSchema(): Schema {
     let tag = memo.get(source);
     if (tag === undefined) {
       tag = tags.find((t) => t.test?.test(source)) ?? null;
-      if (memo.size < MEMO_LIMIT) memo.set(source, tag);
+      if (memo.size < MEMO_LIMIT && source.length <= MEMO_MAX_LENGTH) memo.set(source, tag);
     }
     return tag;
   };
@@ -77,19 +79,43 @@ function specSchema(): Schema {
 
 let schema: Schema | undefined;
 
-/** Only if the full pass refuses a file js-yaml read (it never did in the differential test) is there no better place. */
+/** Only if the full pass refuses a file js-yaml read (no test input does) is there no better place. */
 const FILE_START = { line: 1, col: 1 } as const;
 
-/** Text the first pass leaves to the full pass: tags, aliases, merge keys, directives. */
-const UNSURE = /[!*]|<<|^%/m;
+/**
+ * Text the first pass leaves to the full pass. Besides what can change the data's shape (tags `!`, aliases
+ * `*`, anchors `&`, merge keys `<<`, directives `%`), each of these was found to be read differently by the
+ * two parsers (js-yaml leniently or otherwise), so a file holding one is not the first pass's to decide:
+ * - a BOM past the start (the full pass drops one at a line start) and a CR not followed by LF (a line
+ *   break to js-yaml only);
+ * - a `...` document end line (the full pass counts one with no document before it as an empty document,
+ *   which shifts the indexes);
+ * - a tab in a line's indentation (the full pass refuses some that js-yaml takes as blank);
+ * - `\U` escapes (js-yaml accepts some beyond Unicode);
+ * - a block scalar's explicit indentation indicator (`|2`), and a last line of blanks without a newline
+ *   (chomping of whitespace-only content differs);
+ * - a line over 1,024 characters (the full pass limits implicit keys to 1,024; js-yaml does not check).
+ */
+const UNSURE = /[!*\uFEFF]|<<|\r(?!\n)|\\U|[|>][-+]?[1-9]|(?:^|[\s[{,])&|^(?:%|\.\.\.(?:\s|$)| *\t|.{1025})/m;
+const BLANK_LAST_LINE = /\n[ \t]+$/;
+
+/** Plain scalars longer than this are resolved each time: the memo holds keys and short values, not text. */
+const MEMO_MAX_LENGTH = 256;
+
+/** A file read by the first pass: its documents, and the full pass over the same file, run at most once. */
+export interface FirstPass {
+  readonly documents: readonly SourceDocument[];
+  /** The full pass (`parseSourceFile`) over the same file, run on first call and then remembered. */
+  full(): Result<SourceDocument[]>;
+}
 
 /**
- * The file's non-empty documents read by js-yaml, or undefined when the full pass must read it (the file
- * cannot be decoded, its text is outside what the first pass is sure of, or js-yaml finds any problem).
+ * The file read by js-yaml, or undefined when the full pass must read it (the file cannot be decoded, its
+ * text is outside what the first pass is sure of, or js-yaml finds any problem).
  */
-export function firstPassDocuments(file: SourceFile, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): SourceDocument[] | undefined {
+export function firstPass(file: SourceFile, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): FirstPass | undefined {
   const decoded = decodeSource(file, limits);
-  if (!decoded.ok || UNSURE.test(decoded.value)) return undefined;
+  if (!decoded.ok || UNSURE.test(decoded.value) || BLANK_LAST_LINE.test(decoded.value)) return undefined;
   schema ??= specSchema();
   let values: unknown[];
   try {
@@ -97,23 +123,26 @@ export function firstPassDocuments(file: SourceFile, limits: SourceLimits = DEFA
   } catch {
     return undefined;
   }
-  let full: SourceDocument[] | null | undefined;
-  const fullPass = (): SourceDocument[] | null => {
-    if (full === undefined) {
-      const parsed = parseSourceFile(file, limits);
-      full = parsed.ok ? parsed.value : null;
-    }
-    return full;
-  };
-  const out: SourceDocument[] = [];
+  let fullResult: Result<SourceDocument[]> | undefined;
+  const full = (): Result<SourceDocument[]> => (fullResult ??= parseSourceFile(file, limits));
+  const documents: SourceDocument[] = [];
   values.forEach((data, index) => {
     if (data === null || data === undefined) return;
-    out.push({
+    documents.push({
       file: file.path,
       index,
       data,
-      locate: (path: Path, options) => fullPass()?.find((d) => d.index === index)?.locate(path, options) ?? FILE_START,
+      locate: (path: Path, options) => {
+        const parsed = full();
+        return (parsed.ok ? parsed.value.find((d) => d.index === index)?.locate(path, options) : undefined) ?? FILE_START;
+      },
     });
   });
-  return out;
+  return { documents, full };
+}
+
+/** The documents of `firstPass`, for callers that need no full pass of their own. */
+export function firstPassDocuments(file: SourceFile, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): SourceDocument[] | undefined {
+  const read = firstPass(file, limits);
+  return read ? [...read.documents] : undefined;
 }

@@ -10,7 +10,7 @@ import type { InfraProvider, LatticeCluster } from './model.js';
 import type { SchemaNode } from './openapi.js';
 import { formatPath, fromJsonPointer, type Path } from './path.js';
 import { checkRules, configuredProviders, type Violation } from './rules.js';
-import { firstPassDocuments } from './first-pass.js';
+import { firstPass } from './first-pass.js';
 import { DEFAULT_SOURCE_LIMITS, parseSourceFile, type SourceDocument, type SourceFile, type SourceLimits } from './source.js';
 
 /** The API group whose kinds Lattice owns. */
@@ -133,10 +133,10 @@ function* checkedDocuments(files: readonly SourceFile[], kinds: ReadonlyMap<stri
   for (const file of files) {
     // The first pass (first-pass.ts) reads most files; a file it gives up on, or whose documents have any
     // issue, is read again by the full pass, so every issue is reported as the full pass finds it.
-    const first = firstPassDocuments(file, limits);
-    let checks = first && check(first);
+    const first = firstPass(file, limits);
+    let checks = first && check(first.documents);
     if (!checks || checks.some(({ checked }) => checked.issues.length > 0)) {
-      const parsed = parseSourceFile(file, limits);
+      const parsed = first ? first.full() : parseSourceFile(file, limits);
       if (!parsed.ok) {
         issues.push(...parsed.issues);
         continue;
