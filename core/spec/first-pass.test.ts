@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { firstPassDocuments } from './first-pass.js';
+import { firstPass } from './first-pass.js';
 import { parseSourceFile, type SourceFile } from './source.js';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples', 'clusters');
@@ -15,7 +15,7 @@ const file = (text: string): SourceFile => ({ path: 'f.yaml', bytes: new TextEnc
 
 /** Whether the first pass declined the text, or gave exactly what the full pass gives. */
 function agreement(text: string): 'declined' | 'same' | 'different' {
-  const first = firstPassDocuments(file(text));
+  const first = firstPass(file(text))?.documents;
   if (!first) return 'declined';
   const full = parseSourceFile(file(text));
   if (!full.ok || full.value.length !== first.length) return 'different';
@@ -83,13 +83,13 @@ describe('first pass', () => {
     ['a block scalar with an indentation indicator', 'a: |2\n    \nb: 1\n'],
     ['a last line of blanks without a newline', 'k:\n  a: |+\n  '],
   ])('leaves %s to the full pass', (_what, text) => {
-    expect(firstPassDocuments(file(text))).toBeUndefined();
+    expect(firstPass(file(text))?.documents).toBeUndefined();
   });
 
   it('asks the full pass for positions, only when one is wanted', () => {
     // GIVEN a two-document file read by the first pass
     const text = 'apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n';
-    const first = firstPassDocuments(file(text));
+    const first = firstPass(file(text))?.documents;
     const full = parseSourceFile(file(text));
     if (!first || !full.ok) throw new Error('both passes should read this file');
     // THEN every position is the full pass's, for keys and values and paths that do not exist

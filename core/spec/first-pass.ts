@@ -34,6 +34,8 @@ function fullPassScalarTags(): { tags: ScalarTag[]; options: Document['options']
 
 /** Plain scalars repeat (keys, enum values), so resolutions are memoised up to this many distinct texts. */
 const MEMO_LIMIT = 20_000;
+/** Plain scalars longer than this are resolved each time: the memo holds keys and short values, not text. */
+const MEMO_MAX_LENGTH = 256;
 
 function specSchema(): Schema {
   const { tags, options } = fullPassScalarTags();
@@ -99,9 +101,6 @@ const FILE_START = { line: 1, col: 1 } as const;
 const UNSURE = /[!*\uFEFF]|<<|\r(?!\n)|\\U|[|>][-+]?[1-9]|(?:^|[\s[{,])&|^(?:%|\.\.\.(?:\s|$)| *\t|.{1025})/m;
 const BLANK_LAST_LINE = /\n[ \t]+$/;
 
-/** Plain scalars longer than this are resolved each time: the memo holds keys and short values, not text. */
-const MEMO_MAX_LENGTH = 256;
-
 /** A file read by the first pass: its documents, and the full pass over the same file, run at most once. */
 export interface FirstPass {
   readonly documents: readonly SourceDocument[];
@@ -139,10 +138,4 @@ export function firstPass(file: SourceFile, limits: SourceLimits = DEFAULT_SOURC
     });
   });
   return { documents, full };
-}
-
-/** The documents of `firstPass`, for callers that need no full pass of their own. */
-export function firstPassDocuments(file: SourceFile, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): SourceDocument[] | undefined {
-  const read = firstPass(file, limits);
-  return read ? [...read.documents] : undefined;
 }

@@ -196,8 +196,7 @@ function positionOfByte(bytes: Uint8Array, offset: number): { line: number; col:
   return positionOfIndex(prefix, prefix.length);
 }
 
-/** 1-based line and column of a character index in a text. */
-export function positionOfIndex(text: string, index: number): { line: number; col: number } {
+function positionOfIndex(text: string, index: number): { line: number; col: number } {
   const before = text.slice(0, index);
   const line = before.split('\n').length;
   return { line, col: index - before.lastIndexOf('\n') };
