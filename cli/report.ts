@@ -6,7 +6,7 @@ export const ExitCode = { OK: 0, INVALID: 1, USAGE: 2 } as const;
 export type OutputFormat = 'human' | 'json';
 
 export interface Streams {
-  /** Text, or bytes already encoded as UTF-8 (the parallel `cmp generate`). */
+  /** Text, or bytes already encoded as UTF-8 (`cmp generate` holds its output as bytes). */
   readonly stdout: { write(s: string | Uint8Array): unknown };
   readonly stderr: { write(s: string): unknown };
 }
