@@ -46,25 +46,45 @@ export interface ArgoCdOptions {
  * the parent's wave waiting forever), retried without limit with capped backoff (the child may not be
  * registered yet), no resources finalizer (pruning must never block on a dead cluster).
  */
-const SYNC_POLICY = {
+const SYNC_POLICY = deepFreeze({
   automated: { prune: true, selfHeal: true },
   syncOptions: ['CreateNamespace=true', 'ServerSideApply=true'],
   retry: { limit: -1, backoff: { duration: '10s', factor: 2, maxDuration: '5m' } },
-};
+});
 
-const withAnnotations = (o: PlannedObject, annotations: Record<string, string>): PlannedObject => {
+function deepFreeze<T extends object>(value: T): T {
+  for (const v of Object.values(value)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  return Object.freeze(value);
+}
+
+/**
+ * The annotations a cluster object gets, by stage and by whether it may be pruned: a few shared frozen
+ * objects rather than one per object, which `block` then renders once each (scalar.ts).
+ */
+const clusterAnnotations = new Map<string, Readonly<Record<string, string>>>();
+
+function annotationsFor(stage: Stage, prunable: boolean): Readonly<Record<string, string>> {
+  const key = `${stage}/${prunable}`;
+  let annotations = clusterAnnotations.get(key);
+  if (!annotations) {
+    annotations = Object.freeze({
+      [ARGOCD.syncWave]: String(stageInfo(stage).wave),
+      ...(prunable ? {} : { [ARGOCD.syncOptions]: ARGOCD.keep }),
+    });
+    clusterAnnotations.set(key, annotations);
+  }
+  return annotations;
+}
+
+const withAnnotations = (o: PlannedObject, annotations: Readonly<Record<string, string>>): PlannedObject => {
   const meta = o.context.meta as ObjectMeta;
-  return { ...o, context: { ...o.context, meta: { ...meta, annotations: { ...meta.annotations, ...annotations } } } };
+  return { ...o, context: { ...o.context, meta: { ...meta, annotations: meta.annotations ? { ...meta.annotations, ...annotations } : annotations } } };
 };
 
 /** Annotates a cluster's planned objects for Argo CD: waves everywhere, no pruning of infrastructure. */
 export function argocdClusterObjects(objects: readonly PlannedObject[]): PlannedObject[] {
-  return objects.map((o) => {
-    const annotations: Record<string, string> = { [ARGOCD.syncWave]: String(stageInfo(o.stage).wave) };
-    // The LatticeCluster itself stays prunable: deleting it from git is how a cluster is torn down.
-    if (o.kind !== 'LatticeCluster') annotations[ARGOCD.syncOptions] = ARGOCD.keep;
-    return withAnnotations(o, annotations);
-  });
+  // The LatticeCluster itself stays prunable: deleting it from git is how a cluster is torn down.
+  return objects.map((o) => withAnnotations(o, annotationsFor(o.stage, o.kind === 'LatticeCluster')));
 }
 
 /** One Application per planned addon, carrying its already rendered values. */

@@ -85,7 +85,8 @@ export function planCluster(cluster: LatticeCluster, options: PlanOptions): Clus
   const rke2 = cluster.spec.provider.kubernetes.bootstrap === 'rke2';
   const bootstrap = rke2 ? 'rke2' : 'kubeadm';
   const version = kubernetesVersion(cluster);
-  const baseLabels = { [LABEL.managedBy]: 'lattice', [LABEL.capiCluster]: name, [LABEL.cluster]: name };
+  // Frozen: shared by most of the cluster's objects, so `block` renders them once (scalar.ts).
+  const baseLabels = Object.freeze({ [LABEL.managedBy]: 'lattice', [LABEL.capiCluster]: name, [LABEL.cluster]: name });
   const credentials = `${cluster.spec.providerRef}-credentials`;
 
   const apiVersion = (kind: string): string => {
@@ -158,7 +159,7 @@ export function planCluster(cluster: LatticeCluster, options: PlanOptions): Clus
   for (const [poolId, pool] of pools) {
     if (!pool) continue;
     const base = `${name}-pool-${poolId}`;
-    const poolLabels = { ...baseLabels, [LABEL.pool]: poolId };
+    const poolLabels = Object.freeze({ ...baseLabels, [LABEL.pool]: poolId });
     const nodeLabels: Record<string, string> = { [LABEL.pool]: poolId, ...(pool.labels as Record<string, string> | undefined) };
     const allNodeLabels = Object.keys(nodeLabels).sort().map((k) => `${k}=${nodeLabels[k]}`);
     // node-role and other Cluster API-synced labels cannot come from the kubelet; the Machine carries them.

@@ -30,7 +30,28 @@ describe('yamlBlock (the `block(n)` filter)', () => {
     expect(text).toContain('"y":');
     expect(parse(text, { version: '1.1' })).toEqual({ root: value });
   });
+
+  it('renders a frozen value as its unfrozen copy, at every indent, and never from a stale memo', () => {
+    // GIVEN a deeply frozen value and an equal plain one
+    const plain = { labels: { a: '1', b: 'x y' }, list: [{ k: 'v' }, 'w'], on: true };
+    const frozen = deepFreeze(structuredClone(plain));
+    // THEN each indent, asked twice, gives the plain value's text
+    for (const indent of [0, 2, 4, 2, 0]) expect(yamlBlock(frozen, indent)).toBe(yamlBlock(plain, indent));
+    // GIVEN a frozen map holding a mutable one
+    const inner: Record<string, string> = { a: '1' };
+    const shallow = Object.freeze({ inner });
+    const before = yamlBlock(shallow, 2);
+    // WHEN the mutable part changes THEN the text follows it
+    inner.b = '2';
+    expect(yamlBlock(shallow, 2)).not.toBe(before);
+    expect(yamlBlock(shallow, 2)).toBe(yamlBlock({ inner: { a: '1', b: '2' } }, 2));
+  });
 });
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const v of Object.values(value)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  return Object.freeze(value);
+}
 
 describe('compact', () => {
   it('drops undefined, empty maps and empty lists recursively', () => {

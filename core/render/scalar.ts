@@ -136,6 +136,43 @@ const padOf = (n: number): string => (pads[n] ??= ' '.repeat(n));
  * through `yamlValue`, so the output is as injection-proof as `y`.
  */
 export function yamlBlock(value: unknown, indent: number): string {
+  if (typeof value === 'object' && value !== null && Object.isFrozen(value)) return frozenBlock(value, indent);
+  return block(value, indent);
+}
+
+/**
+ * `block` of objects that cannot change, remembered per object and indent: labels, annotations and sync
+ * policies are shared by many objects (a cluster's labels by all of its Cluster API objects), frozen where
+ * they are made. Only deeply frozen objects are remembered, checked once on the first render.
+ */
+const frozenBlocks = new WeakMap<object, string[]>();
+/** Frozen objects holding something that is not: rendered each time. */
+const shallowlyFrozen = new WeakSet<object>();
+
+function frozenBlock(value: object, indent: number): string {
+  if (shallowlyFrozen.has(value)) return block(value, indent);
+  let byIndent = frozenBlocks.get(value);
+  const hit = byIndent?.[indent];
+  if (hit !== undefined) return hit;
+  const out = block(value, indent);
+  if (!byIndent) {
+    if (!isDeepFrozen(value)) {
+      shallowlyFrozen.add(value);
+      return out;
+    }
+    byIndent = [];
+    frozenBlocks.set(value, byIndent);
+  }
+  byIndent[indent] = out;
+  return out;
+}
+
+function isDeepFrozen(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return true;
+  return Object.isFrozen(value) && Object.values(value).every(isDeepFrozen);
+}
+
+function block(value: unknown, indent: number): string {
   if (isMap(value)) {
     const pad = padOf(indent);
     let out = '';
