@@ -6,7 +6,7 @@
 import { stageInfo, Stage } from '../plan/stages.js';
 import type { PlannedAddon } from '../plan/addons.js';
 import type { ObjectMeta, PlannedObject } from '../render/plan.js';
-import { LABEL } from '../render/plan.js';
+import { LABEL, withAnnotations } from '../render/plan.js';
 import type { RenderedYaml } from '../render/scalar.js';
 import type { Versions } from '../render/versions.js';
 import { AGENT } from './agent.js';
@@ -75,11 +75,6 @@ function annotationsFor(stage: Stage, prunable: boolean): Readonly<Record<string
   }
   return annotations;
 }
-
-const withAnnotations = (o: PlannedObject, annotations: Readonly<Record<string, string>>): PlannedObject => {
-  const meta = o.context.meta as ObjectMeta;
-  return { ...o, context: { ...o.context, meta: { ...meta, annotations: meta.annotations ? { ...meta.annotations, ...annotations } : annotations } } };
-};
 
 /** Annotates a cluster's planned objects for Argo CD: waves everywhere, no pruning of infrastructure. */
 export function argocdClusterObjects(objects: readonly PlannedObject[]): PlannedObject[] {

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { AddonOverrides, PlannedAddon } from '../plan/addons.js';
 import { Stage, stageIndex } from '../plan/stages.js';
-import { LABEL, type ObjectMeta, type PlannedObject } from '../render/plan.js';
+import { LABEL, withAnnotations, type ObjectMeta, type PlannedObject } from '../render/plan.js';
 import type { RenderedDocument, Renderer } from '../render/render.js';
 import { toYamlStream } from '../render/render.js';
 import type { RenderedYaml } from '../render/scalar.js';
@@ -180,11 +180,6 @@ function infrastructureHealthChecks(clusterApiVersion: string, controlPlane: { a
 }
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
-
-const withAnnotations = (o: PlannedObject, annotations: Record<string, string>): PlannedObject => {
-  const meta = o.context.meta as ObjectMeta;
-  return { ...o, context: { ...o.context, meta: { ...meta, annotations: { ...meta.annotations, ...annotations } } } };
-};
 
 function fluxMeta(cluster: string, name: string, namespace: string, stage?: Stage): ObjectMeta {
   return {

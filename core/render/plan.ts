@@ -51,6 +51,16 @@ export interface PlannedObject {
   readonly context: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The object with `annotations` added to its metadata (the flavors' waves and pruning rules). Without
+ * annotations of its own, the object takes the given ones as they are, so flavors can share one frozen
+ * object among many (which `block` renders once).
+ */
+export function withAnnotations(o: PlannedObject, annotations: Readonly<Record<string, string>>): PlannedObject {
+  const meta = o.context.meta as ObjectMeta;
+  return { ...o, context: { ...o.context, meta: { ...meta, annotations: meta.annotations ? { ...meta.annotations, ...annotations } : annotations } } };
+}
+
 export interface ClusterPlan {
   readonly cluster: string;
   readonly namespace: string;
